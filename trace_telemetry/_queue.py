@@ -1,0 +1,632 @@
+"""The on-disk queue: one NDJSON file, shared by threads and processes.
+
+Layout beside ``queue_path`` (``Q``):
+
+``Q``
+    The events, one JSON object per line, appended with ``O_APPEND`` by a
+    single ``write()`` per event. Readable with ``cat`` and ``jq``.
+``Q.offset``
+    One line ``inode offset lines next_inode``: how far the head of ``Q`` has
+    been consumed. An ``flock`` on it is the *sender lock*: whoever holds it
+    is the only process reading, committing or compacting the queue.
+``Q.lock``
+    Appenders hold a shared ``flock`` on it while writing; compaction holds it
+    exclusively while it swaps ``Q`` for a rewritten copy.
+``Q.corrupt``, ``Q.rejected``
+    Lines that are not valid events, and events the server refused.
+
+Why it is safe: an event is in ``Q`` once ``write()`` returned, so it
+survives ``kill -9``. The offset only moves forward after a 2xx or a write to
+a side file, so a crash re-sends at most one batch. Compaction writes the
+unconsumed tail to a new file and records its inode as ``next_inode`` before
+renaming it over ``Q``; whichever file a crash leaves behind, the state says
+where its head is. ``flock`` locks die with their process, so a crash never
+leaves the queue locked.
+
+Why it is fast: appends never read; reading a batch costs the batch; the
+consumed head is reclaimed by compaction only when it is at least half the
+file (amortized O(1) per event); ``pending_count`` counts newlines
+incrementally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from typing import Iterator, List, NamedTuple, Optional, Tuple
+
+from . import _fileio
+from ._event import EVENT_KEYS
+from ._stats import Stats
+
+__all__ = ["FileQueue", "QueueState", "is_valid_event_line"]
+
+_CHUNK = 256 * 1024
+#: Consumed bytes worth reclaiming even while events remain queued.
+COMPACT_MIN_BYTES = 1 << 20
+_STATE_SIZE = 84
+_EVENT_KEY_SET = frozenset(EVENT_KEYS)
+_FD_NAMES = (
+    "_append_fd",
+    "_lock_fd",
+    "_exclusive_fd",
+    "_state_fd",
+    "_count_state_fd",
+    "_read_fd",
+    "_count_fd",
+)
+
+
+class QueueState(NamedTuple):
+    """What ``Q.offset`` says: the head of the file with inode ``inode``."""
+
+    inode: int
+    offset: int
+    lines: int
+    next_inode: int
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(name)
+
+
+def is_valid_event_line(line: bytes) -> bool:
+    """True if ``line`` is strict JSON for one event with exactly the ten keys."""
+    try:
+        event = json.loads(line, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(event, dict) or event.keys() != _EVENT_KEY_SET:
+        return False
+    if not all(isinstance(event[key], str) for key in ("id", "name", "timestampUtc")):
+        return False
+    if b"\\ud" in line or b"\\uD" in line:  # escaped surrogates: reject lone ones
+        try:
+            json.dumps(event, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+    return True
+
+
+class FileQueue:
+    """Appends events and hands batches to the one sender of the queue.
+
+    ``append`` and ``pending_count`` may be called from any thread. Reading,
+    committing and compacting happen inside :meth:`session`, which holds the
+    sender lock across threads and processes.
+    """
+
+    def __init__(self, path: str, max_bytes: int, stats: Stats, max_line: int) -> None:
+        self.path = os.path.abspath(path)
+        self.state_path = self.path + ".offset"
+        self.lock_path = self.path + ".lock"
+        self.corrupt_path = self.path + ".corrupt"
+        self.rejected_path = self.path + ".rejected"
+        self.max_bytes = max_bytes
+        self.max_line = max(max_line * 2, 4 << 20)
+        self.stats = stats
+        self._init_process_state()
+
+    def _init_process_state(self) -> None:
+        self._pid = os.getpid()
+        self._append_lock = threading.Lock()
+        self._session_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._append_fd = -1
+        self._lock_fd = -1
+        self._exclusive_fd = -1
+        self._state_fd = -1
+        self._count_state_fd = -1
+        self._read_fd = -1
+        self._read_inode = -1
+        self._count_fd = -1
+        self._count_inode = -1
+        self._count_pos = 0
+        self._count_lines = 0
+        self._head = QueueState(0, 0, 0, 0)
+
+    # -- process lifecycle -------------------------------------------------
+
+    def check_fork(self) -> None:
+        """Start afresh in a forked child: own locks, own file descriptions.
+
+        Inherited descriptors share ``flock`` locks with the parent, so they
+        are closed (which does not release the parent's locks), never unlocked.
+        """
+        if self._pid == os.getpid():
+            return
+        for fd in self._descriptors():
+            if fd >= 0:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        self._init_process_state()
+
+    def _descriptors(self) -> List[int]:
+        return [getattr(self, name) for name in _FD_NAMES if getattr(self, name) >= 0]
+
+    def close(self) -> None:
+        """Close every descriptor; the queue reopens them on next use."""
+        with self._append_lock, self._session_lock, self._count_lock:
+            for name in _FD_NAMES:
+                fd = getattr(self, name)
+                if fd >= 0:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                    setattr(self, name, -1)
+            self._read_inode = self._count_inode = -1
+
+    # -- appending (the track() path) --------------------------------------
+
+    def append(self, line: bytes) -> bool:
+        """Append one event line (ending in ``\\n``); False if it was dropped."""
+        if self._pid != os.getpid():
+            self.check_fork()
+        try:
+            with self._append_lock:
+                written, size = self._append_locked(line, allow_over=False)
+            if written:
+                return True
+            return self._append_over_cap(line, size)
+        except OSError as error:
+            self._reset_append_fds()
+            self.stats.error(f"queue write failed: {error}")
+            self.stats.drop("io_error", detail=f"{self.path}: {error.strerror or error}")
+            return False
+
+    def _append_locked(self, line: bytes, allow_over: bool) -> Tuple[bool, int]:
+        fd = self._append_fd
+        if fd < 0:
+            fd = self._open_for_append()
+        lock_fd = self._lock_fd
+        _fileio.lock_shared(lock_fd)
+        try:
+            status = os.fstat(fd)
+            if status.st_nlink == 0:  # compacted (or deleted) under us: reopen
+                os.close(fd)
+                self._append_fd = -1
+                fd = self._open_append_file()
+                status = os.fstat(fd)
+            size = status.st_size
+            limit = self.max_bytes
+            if limit and size + len(line) > (limit + limit // 4 if allow_over else limit):
+                return False, size
+            _fileio.write_all(fd, line)
+            return True, size
+        finally:
+            _fileio.unlock(lock_fd)
+
+    def _append_over_cap(self, line: bytes, size: int) -> bool:
+        """Make room by dropping the oldest events; else overshoot a little."""
+        if len(line) > self.max_bytes:
+            self.stats.drop("event_larger_than_queue", detail="the event exceeds max_queue_bytes")
+            return False
+        if self._session_lock.acquire(blocking=False):
+            try:
+                if self._lock_sender(timeout=0):
+                    try:
+                        self._sync_head()
+                        self._trim(room=len(line))
+                    finally:
+                        _fileio.unlock(self._state_fd)
+            finally:
+                self._session_lock.release()
+        with self._append_lock:
+            written, _ = self._append_locked(line, allow_over=True)
+        if not written:
+            self.stats.drop("queue_full", detail=f"queue over max_queue_bytes={self.max_bytes}")
+        return written
+
+    def _open_for_append(self) -> int:
+        """Open the lock and queue files; repair a torn tail left by a crash."""
+        if self._lock_fd < 0:
+            self._lock_fd = _fileio.open_private(self.lock_path, os.O_RDWR)
+        fd = self._open_append_file()
+        _fileio.lock_exclusive(self._lock_fd)
+        try:
+            self._repair_tail(fd)
+        finally:
+            _fileio.unlock(self._lock_fd)
+        return fd
+
+    def _open_append_file(self) -> int:
+        self._append_fd = _fileio.open_private(self.path, os.O_WRONLY | os.O_APPEND)
+        return self._append_fd
+
+    @staticmethod
+    def _repair_tail(fd: int) -> None:
+        """End a torn last line so the next event is not glued to it.
+
+        Only called under the exclusive lock, when no append is in flight:
+        an unterminated tail then can only be the remains of a crash.
+        """
+        size = os.fstat(fd).st_size
+        if size and _pread_last_byte(fd, size) != b"\n":
+            _fileio.write_all(fd, b"\n")
+
+    def _reset_append_fds(self) -> None:
+        with self._append_lock:
+            for name in ("_append_fd", "_lock_fd"):
+                fd = getattr(self, name)
+                if fd >= 0:
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
+                    setattr(self, name, -1)
+
+    # -- counting ------------------------------------------------------------
+
+    def pending_count(self) -> int:
+        """Events not yet consumed: newlines after the committed head.
+
+        Newlines are counted incrementally from where the last call stopped,
+        so repeated calls cost only what was appended since.
+        """
+        if self._pid != os.getpid():
+            self.check_fork()
+        with self._count_lock:
+            try:
+                status = os.stat(self.path)
+            except FileNotFoundError:
+                return 0
+            if status.st_ino != self._count_inode:
+                if self._count_fd >= 0:
+                    os.close(self._count_fd)
+                    self._count_fd = -1
+                self._count_fd = os.open(self.path, os.O_RDONLY | _fileio._CLOEXEC)
+                self._count_inode = os.fstat(self._count_fd).st_ino
+                self._count_pos = self._count_lines = 0
+            size = os.fstat(self._count_fd).st_size
+            while self._count_pos < size:
+                chunk = os.pread(self._count_fd, 1 << 20, self._count_pos)
+                if not chunk:
+                    break
+                self._count_lines += chunk.count(b"\n")
+                self._count_pos += len(chunk)
+            if self._count_state_fd < 0:
+                self._count_state_fd = _fileio.open_private(self.state_path, os.O_RDWR)
+            state = _read_state(self._count_state_fd)
+            consumed = state.lines if state is not None and state.inode == self._count_inode else 0
+            return max(0, self._count_lines - consumed)
+
+
+    # -- the sender's side -----------------------------------------------------
+
+    def session(self, timeout: float) -> "QueueSession":
+        """Hold the sender lock for a ``with`` block (see :class:`QueueSession`)."""
+        return QueueSession(self, timeout)
+
+    def _lock_sender(self, timeout: float) -> bool:
+        if self._state_fd < 0:
+            self._state_fd = _fileio.open_private(self.state_path, os.O_RDWR)
+        return _fileio.lock_exclusive(self._state_fd, timeout)
+
+    def _sync_head(self) -> None:
+        """Find the head of the current queue file from ``Q.offset``."""
+        try:
+            inode = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            self._close_read()
+            self._head = QueueState(0, 0, 0, 0)
+            return
+        if inode != self._read_inode:
+            self._close_read()
+            self._read_fd = os.open(self.path, os.O_RDONLY | _fileio._CLOEXEC)
+            self._read_inode = inode = os.fstat(self._read_fd).st_ino
+        state = _read_state(self._state_fd)
+        size = os.fstat(self._read_fd).st_size
+        if state is not None and state.inode == inode and state.offset <= size:
+            head = QueueState(inode, state.offset, state.lines, 0)
+            if head.offset and _pread_last_byte(self._read_fd, head.offset) != b"\n":
+                head = QueueState(inode, 0, 0, 0)  # not a line boundary: re-read all
+        else:  # a new file, or a compaction that crashed after its rename
+            head = QueueState(inode, 0, 0, 0)
+        if state != head:
+            self._write_state(head)
+        self._head = head
+
+    def _close_read(self) -> None:
+        if self._read_fd >= 0:
+            os.close(self._read_fd)
+        self._read_fd = -1
+        self._read_inode = -1
+
+    def _write_state(self, state: QueueState) -> None:
+        text = b"%20d %20d %20d %20d\n" % state
+        os.pwrite(self._state_fd, text, 0)
+        self._head = state
+
+    def _iter_lines(self, offset: int) -> Iterator[Tuple[Optional[bytes], int]]:
+        """Complete lines from ``offset``: ``(line, end_offset)``.
+
+        A line longer than ``max_line`` is streamed to ``Q.corrupt`` and
+        yielded as ``(None, end)`` so memory stays bounded. An unterminated
+        tail is not yielded.
+        """
+        fd = self._read_fd
+        buffer = b""
+        position = offset
+        while True:
+            chunk = os.pread(fd, _CHUNK, position + len(buffer))
+            if not chunk:
+                return
+            buffer += chunk
+            start = 0
+            while True:
+                newline = buffer.find(b"\n", start)
+                if newline < 0:
+                    break
+                yield buffer[start:newline], position + newline + 1
+                start = newline + 1
+            buffer = buffer[start:]
+            position += start
+            if len(buffer) > self.max_line:
+                end = self._move_long_line(position, buffer)
+                if end < 0:
+                    return
+                yield None, end
+                buffer = b""
+                position = end
+
+    def _move_long_line(self, position: int, head: bytes) -> int:
+        """Copy an over-long line to ``Q.corrupt``; return its end, or -1 if unterminated."""
+        scan = position + len(head)
+        while True:
+            chunk = os.pread(self._read_fd, _CHUNK, scan)
+            if not chunk:
+                return -1
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                end = scan + newline + 1
+                break
+            scan += len(chunk)
+        fd = _fileio.open_private(self.corrupt_path, os.O_WRONLY | os.O_APPEND)
+        try:
+            _fileio.copy_range(self._read_fd, fd, position, end)
+        finally:
+            os.close(fd)
+        return end
+
+    def _trim(self, room: int) -> None:
+        """Drop the oldest events until the file is at most 90% of the cap minus ``room``."""
+        if not self.max_bytes or self._read_fd < 0:
+            return
+        size = os.fstat(self._read_fd).st_size
+        target = max(0, self.max_bytes * 9 // 10 - room)
+        if size <= target and size + room <= self.max_bytes:
+            return
+        head = self._head
+        start = max(head.offset, size - target)
+        if start > head.offset:
+            boundary = self._next_line_start(start - 1)
+            dropped = self._count_newlines(head.offset, boundary)
+            if dropped:
+                self.stats.drop(
+                    "queue_full",
+                    dropped,
+                    detail=f"oldest events dropped to keep the queue under max_queue_bytes={self.max_bytes}",
+                )
+            self._write_state(QueueState(head.inode, boundary, head.lines + dropped, 0))
+        self._compact()
+
+    def _next_line_start(self, position: int) -> int:
+        while True:
+            chunk = os.pread(self._read_fd, _CHUNK, position)
+            if not chunk:
+                return position
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                return position + newline + 1
+            position += len(chunk)
+
+    def _count_newlines(self, start: int, end: int) -> int:
+        count = 0
+        while start < end:
+            chunk = os.pread(self._read_fd, min(1 << 20, end - start), start)
+            if not chunk:
+                break
+            count += chunk.count(b"\n")
+            start += len(chunk)
+        return count
+
+    def _compact(self) -> None:
+        """Swap ``Q`` for a copy of its unconsumed part, reclaiming the head.
+
+        Holds ``Q.lock`` exclusively so no append lands in the old file after
+        the copy; appenders notice the unlinked inode and reopen.
+        """
+        temp = f"{self.path}.compact-{os.getpid()}"
+        self._lock_appends()
+        try:
+            self._sync_head()
+            head = self._head
+            size = os.fstat(self._read_fd).st_size
+            try:
+                os.unlink(temp)
+            except FileNotFoundError:
+                pass
+            fd = _fileio.open_private(temp, os.O_RDWR | os.O_APPEND)
+            try:
+                _fileio.copy_range(self._read_fd, fd, head.offset, size)
+                if size > head.offset and _pread_last_byte(self._read_fd, size) != b"\n":
+                    _fileio.write_all(fd, b"\n")  # a torn tail from a crash
+                new_inode = os.fstat(fd).st_ino
+                self._write_state(head._replace(next_inode=new_inode))
+                os.replace(temp, self.path)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._close_read()
+            self._read_fd = fd
+            self._read_inode = new_inode
+            self._write_state(QueueState(new_inode, 0, 0, 0))
+        finally:
+            _fileio.unlock(self._exclusive_fd)
+
+    def _lock_appends(self) -> None:
+        """Exclude appenders of every process (session side only).
+
+        Uses its own open file description: ``flock`` locks belong to the
+        description, so sharing the appenders' one would let an appender's
+        unlock release this lock.
+        """
+        if self._exclusive_fd < 0:
+            self._exclusive_fd = _fileio.open_private(self.lock_path, os.O_RDWR)
+        _fileio.lock_exclusive(self._exclusive_fd)
+
+    def _repair_unterminated_tail(self) -> None:
+        self._lock_appends()
+        try:
+            fd = _fileio.open_private(self.path, os.O_WRONLY | os.O_APPEND)
+            try:
+                if os.fstat(fd).st_ino == self._read_inode:
+                    self._repair_tail(fd)
+            finally:
+                os.close(fd)
+        finally:
+            _fileio.unlock(self._exclusive_fd)
+
+
+class QueueSession:
+    """Exclusive access to the head of the queue, for one drain.
+
+    Entered, it holds the in-process session lock and the cross-process
+    sender lock (an ``flock`` on ``Q.offset``); :attr:`acquired` tells
+    whether both were obtained within the timeout.
+    """
+
+    def __init__(self, queue: FileQueue, timeout: float) -> None:
+        self.queue = queue
+        self.timeout = timeout
+        self.acquired = False
+        self._thread_locked = False
+
+    def __enter__(self) -> "QueueSession":
+        queue = self.queue
+        queue.check_fork()
+        if not queue._session_lock.acquire(timeout=max(self.timeout, 0.0)):
+            return self
+        self._thread_locked = True
+        try:
+            if queue._lock_sender(self.timeout):
+                self.acquired = True
+                queue._sync_head()
+        except OSError:
+            if self.acquired:
+                _fileio.unlock(queue._state_fd)
+                self.acquired = False
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        queue = self.queue
+        try:
+            if self.acquired:
+                _fileio.unlock(queue._state_fd)
+        finally:
+            self.acquired = False
+            if self._thread_locked:
+                self._thread_locked = False
+                queue._session_lock.release()
+
+    def end_offset(self) -> int:
+        """The size of the queue file now: a flush stops there."""
+        if self.queue._read_fd < 0:
+            return 0
+        return os.fstat(self.queue._read_fd).st_size
+
+    def read_batch(self, max_events: int, stop_at: Optional[int] = None) -> List[Tuple[bytes, int]]:
+        """Up to ``max_events`` valid events from the head: ``(line, end_offset)``.
+
+        Invalid lines at the head are moved to ``Q.corrupt`` and committed
+        past at once, so they can never stall the queue; an invalid line
+        after valid ones ends the batch and leads the next one.
+        """
+        queue = self.queue
+        if queue._read_fd < 0:
+            return []
+        head = queue._head
+        events: List[Tuple[bytes, int]] = []
+        corrupt: List[bytes] = []
+        corrupt_lines = 0
+        corrupt_end = head.offset
+        last_end = head.offset
+        limited = False
+        for line, end in queue._iter_lines(head.offset):
+            if stop_at is not None and end > stop_at:
+                limited = True
+                break
+            last_end = end
+            if line is not None and is_valid_event_line(line):
+                events.append((line, end))
+                if len(events) >= max_events:
+                    break
+                continue
+            if events:
+                break
+            corrupt_lines += 1
+            corrupt_end = end
+            if line is not None:
+                corrupt.append(line + b"\n")
+            if len(corrupt) >= 1000:
+                self._move_corrupt(corrupt, corrupt_lines, corrupt_end)
+                corrupt, corrupt_lines = [], 0
+        if corrupt_lines:
+            self._move_corrupt(corrupt, corrupt_lines, corrupt_end)
+        if not events and not corrupt_lines and not limited:
+            if os.fstat(queue._read_fd).st_size > last_end:
+                queue._repair_unterminated_tail()
+        return events
+
+    def _move_corrupt(self, lines: List[bytes], count: int, end: int) -> None:
+        queue = self.queue
+        if lines:
+            _fileio.append_private(queue.corrupt_path, b"".join(lines))
+        self.commit(end, count)
+        queue.stats.add("corrupt", count)
+        queue.stats.warn_once(
+            "corrupt",
+            "trace_telemetry moved invalid queue line(s) to %s (logged once)",
+            queue.corrupt_path,
+        )
+
+    def commit(self, end_offset: int, lines: int) -> None:
+        """Mark everything before ``end_offset`` (``lines`` more lines) consumed."""
+        head = self.queue._head
+        self.queue._write_state(QueueState(head.inode, end_offset, head.lines + lines, 0))
+
+    def dead_letter(self, line: bytes) -> None:
+        """Move one refused event to ``Q.rejected`` (the caller commits past it)."""
+        _fileio.append_private(self.queue.rejected_path, line + b"\n")
+
+    def maintain(self) -> None:
+        """Reclaim the consumed head and enforce ``max_queue_bytes``."""
+        queue = self.queue
+        if queue._read_fd < 0:
+            return
+        size = os.fstat(queue._read_fd).st_size
+        offset = queue._head.offset
+        if queue.max_bytes and size > queue.max_bytes:
+            queue._trim(room=0)
+        elif offset and (offset >= size or (offset >= COMPACT_MIN_BYTES and 2 * offset >= size)):
+            queue._compact()
+
+
+def _read_state(fd: int) -> Optional[QueueState]:
+    """Parse ``Q.offset``; None when empty or unreadable."""
+    try:
+        fields = [int(part) for part in os.pread(fd, 128, 0).split()]
+    except (OSError, ValueError):
+        return None
+    if len(fields) != 4:
+        return None
+    return QueueState(*fields)
+
+
+def _pread_last_byte(fd: int, end: int) -> bytes:
+    return os.pread(fd, 1, end - 1)

@@ -1,0 +1,129 @@
+"""A small receiver speaking the wire contract, for the demo, ``serve`` and tests.
+
+Not a production server: a ``ThreadingHTTPServer`` that checks the key when
+one is set, rejects bodies that are not a JSON array of objects with 400, and
+records what it accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+
+__all__ = ["ReceivedRequest", "Receiver"]
+
+#: ``(status, headers)`` to answer instead of the default 200, or None.
+Responder = Callable[[List[Dict[str, Any]], Dict[str, str]], Optional[Tuple[int, Dict[str, str]]]]
+
+
+class ReceivedRequest(NamedTuple):
+    path: str
+    headers: Dict[str, str]
+    size: int
+    events: List[Dict[str, Any]]
+    status: int
+
+
+class Receiver(ThreadingHTTPServer):
+    """Listens on ``host:port`` (port 0 picks a free one) in a daemon thread.
+
+    Args:
+        api_key: when set, requests without this ``X-API-Key`` get 401.
+        responder: decides the answer per request (tests use it to play a
+            failing server); its events are recorded only on a 2xx.
+        on_batch: called with each accepted request (the CLI prints a line).
+    """
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str = "",
+        responder: Optional[Responder] = None,
+        on_batch: Optional[Callable[[ReceivedRequest], None]] = None,
+    ) -> None:
+        super().__init__((host, port), _Handler)
+        self.api_key = api_key
+        self.responder = responder
+        self.on_batch = on_batch
+        self.lock = threading.Lock()
+        self.events: List[Dict[str, Any]] = []
+        self.requests: List[ReceivedRequest] = []
+        self._thread: Optional[threading.Thread] = None
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}/telemetry"
+
+    def start(self) -> "Receiver":
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.shutdown()
+        self.server_close()
+
+    def __enter__(self) -> "Receiver":
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def received_ids(self) -> List[str]:
+        with self.lock:
+            return [str(event.get("id")) for event in self.events]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: Receiver
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        """Quiet: the receiver reports through ``on_batch``."""
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        headers = {key: value for key, value in self.headers.items()}
+        server = self.server
+        if server.api_key and self.headers.get("X-API-Key") != server.api_key:
+            self._answer(401, {}, b'{"error":"invalid api key"}')
+            return
+        try:
+            events = json.loads(body)
+            if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+                raise ValueError("not an array of objects")
+        except ValueError:
+            self._answer(400, {}, b'{"error":"body must be a JSON array of events"}')
+            return
+        status, extra_headers = 200, {}
+        if server.responder is not None:
+            decided = server.responder(events, headers)
+            if decided is not None:
+                status, extra_headers = decided
+        record = ReceivedRequest(self.path, headers, len(body), events, status)
+        with server.lock:
+            server.requests.append(record)
+            if 200 <= status < 300:
+                server.events.extend(events)
+        if 200 <= status < 300 and server.on_batch is not None:
+            server.on_batch(record)
+        self._answer(status, extra_headers, b'{"accepted":%d}' % len(events) if status < 300 else b"{}")
+
+    def _answer(self, status: int, headers: Dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)

@@ -1,0 +1,198 @@
+"""Turn any Python value into strict JSON (RFC 8259) without ever raising.
+
+The receiving API parses with System.Text.Json, which rejects ``NaN``,
+``Infinity`` and lone UTF-16 surrogates, so the stdlib encoder alone is not
+enough. The common case (plain dicts of str/int/float/bool) is encoded by the
+C encoder directly; only when that fails do we walk the value and repair it.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import dataclasses
+import datetime
+import decimal
+import enum
+import json
+import math
+import uuid
+from pathlib import PurePath
+from typing import Any, Callable, Dict, Set
+
+__all__ = ["MAX_DEPTH", "encode", "to_jsonable"]
+
+#: Containers nested deeper than this are replaced by a placeholder string.
+MAX_DEPTH = 64
+
+CIRCULAR = "<circular reference>"
+TOO_DEEP = "<max depth exceeded>"
+
+_fast_encode: Callable[[Any], str] = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":")
+).encode
+
+
+def encode(value: Any) -> bytes:
+    """Encode ``value`` as compact, strict UTF-8 JSON.
+
+    Tries the C encoder first; anything it refuses (unknown types, ``NaN``,
+    cycles, lone surrogates, absurd depth) goes through :func:`to_jsonable`.
+    """
+    try:
+        return _fast_encode(value).encode("utf-8")
+    except Exception:  # noqa: BLE001 - any failure means "repair the value"
+        pass
+    try:
+        return _fast_encode(to_jsonable(value)).encode("utf-8")
+    except Exception:  # noqa: BLE001 - to_jsonable output should always encode
+        return _fast_encode(_safe_text(value)).encode("utf-8")
+
+
+def to_jsonable(value: Any) -> Any:
+    """Return a copy of ``value`` made only of JSON-safe types.
+
+    Never raises. See CONTRACT.md "Making any value JSON-safe" for the rules.
+    """
+    return _convert(value, 0, set())
+
+
+def _convert(value: Any, depth: int, active: Set[int]) -> Any:  # noqa: C901, PLR0911, PLR0912
+    if value is None or value is True or value is False:
+        return value
+    kind = type(value)
+    if kind is str:
+        return clean_str(value)
+    if kind is int:
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if isinstance(value, enum.Enum):
+        return _convert(value.value, depth, active)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, str):
+        return clean_str(str.__str__(value))
+    if depth >= MAX_DEPTH:
+        return TOO_DEEP
+    if isinstance(value, (dict, collections.abc.Mapping)):
+        return _convert_mapping(value, depth, active)
+    if isinstance(value, (list, tuple, set, frozenset, collections.deque)):
+        return _convert_sequence(value, depth, active)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name, None) for f in dataclasses.fields(value)}
+        return _convert_mapping(fields, depth, active, owner=value)
+    return _convert_scalar(value)
+
+
+def _convert_mapping(
+    value: Any, depth: int, active: Set[int], owner: Any = None
+) -> Any:
+    marker = id(owner if owner is not None else value)
+    if marker in active:
+        return CIRCULAR
+    active.add(marker)
+    try:
+        out: Dict[str, Any] = {}
+        for key, item in list(value.items()):
+            out[_convert_key(key)] = _convert(item, depth + 1, active)
+        return out
+    except Exception:  # noqa: BLE001 - a hostile Mapping whose items() raises
+        return _safe_text(value)
+    finally:
+        active.discard(marker)
+
+
+def _convert_sequence(value: Any, depth: int, active: Set[int]) -> Any:
+    marker = id(value)
+    if marker in active:
+        return CIRCULAR
+    active.add(marker)
+    try:
+        items = list(value)
+        if isinstance(value, (set, frozenset)):
+            try:
+                items.sort()
+            except TypeError:
+                pass
+        return [_convert(item, depth + 1, active) for item in items]
+    finally:
+        active.discard(marker)
+
+
+def _convert_key(key: Any) -> str:
+    if isinstance(key, str):
+        return clean_str(str.__str__(key))
+    if key is None:
+        return "null"
+    if key is True:
+        return "true"
+    if key is False:
+        return "false"
+    converted = _convert_scalar(key) if not isinstance(key, (int, float)) else key
+    if isinstance(converted, str):
+        return converted
+    return clean_str(repr(converted) if isinstance(converted, float) else str(converted))
+
+
+def _convert_scalar(value: Any) -> Any:  # noqa: PLR0911
+    if isinstance(value, datetime.datetime):
+        return value.isoformat()
+    if isinstance(value, (datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return _convert_decimal(value)
+    if isinstance(value, (uuid.UUID, PurePath)):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _convert_bytes(bytes(value))
+    if isinstance(value, complex):
+        return str(value)
+    return _safe_text(value)
+
+
+def _convert_decimal(value: decimal.Decimal) -> Any:
+    if not value.is_finite():
+        return None
+    as_float = float(value)
+    if math.isfinite(as_float) and decimal.Decimal(repr(as_float)) == value:
+        return as_float
+    return str(value)
+
+
+def _convert_bytes(value: bytes) -> str:
+    try:
+        return clean_str(value.decode("utf-8"))
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(value).decode("ascii")
+
+
+def clean_str(text: str) -> str:
+    """Replace lone surrogates with U+FFFD; keep valid surrogate pairs joined."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+def _safe_text(value: Any) -> str:
+    """``str(value)``, else ``repr(value)``, else a placeholder; never raises."""
+    for render in (str, repr):
+        try:
+            text = render(value)
+            if isinstance(text, str):
+                return clean_str(str.__str__(text))
+        except Exception:  # noqa: BLE001, S112 - hostile __str__/__repr__
+            continue
+    try:
+        name = type(value).__name__
+    except Exception:  # noqa: BLE001
+        name = "object"
+    return f"<unrepresentable {name}>"

@@ -1,0 +1,106 @@
+"""One HTTP POST of a batch, with the outcome reduced to what the policy needs.
+
+``requests`` costs ~200 ms to import, so it is imported at the first send,
+not when ``trace_telemetry`` is imported.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from typing import TYPE_CHECKING, NamedTuple, Optional
+
+from ._version import __version__
+
+if TYPE_CHECKING:
+    import requests
+
+__all__ = ["HttpTransport", "Response", "parse_retry_after"]
+
+USER_AGENT = f"trace-telemetry-python/{__version__}"
+
+
+class Response(NamedTuple):
+    """``status`` is 0 when no HTTP answer came (connection error, timeout)."""
+
+    status: int
+    retry_after: Optional[float] = None
+    error: str = ""
+
+
+class HttpTransport:
+    """POSTs JSON bodies to one endpoint over a kept-alive ``requests.Session``.
+
+    Redirects are not followed: ``requests`` would turn a redirected POST
+    into a GET and drop the batch. TLS verification is always on.
+    """
+
+    def __init__(self, url: str, api_key: str, connect_timeout: float) -> None:
+        self.url = url
+        self._headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": USER_AGENT,
+        }
+        if api_key:
+            self._headers["X-API-Key"] = api_key
+        self._connect_timeout = connect_timeout
+        self._session: Optional[requests.Session] = None
+
+    def __repr__(self) -> str:
+        return f"HttpTransport(url={self.url!r})"
+
+    def post(self, body: bytes, timeout: float) -> Response:
+        """Send ``body``; never raises."""
+        try:
+            session = self._session
+            if session is None:
+                import requests  # noqa: PLC0415 - deferred: costly import
+
+                session = self._session = requests.Session()
+            answer = session.post(
+                self.url,
+                data=body,
+                headers=self._headers,
+                timeout=(min(self._connect_timeout, timeout), timeout),
+                allow_redirects=False,
+                verify=True,
+            )
+            try:
+                answer.content  # noqa: B018 - read it so the connection is reused
+            finally:
+                answer.close()
+            retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+            reason = "" if answer.ok else f"HTTP {answer.status_code} {answer.reason}"
+            return Response(answer.status_code, retry_after, reason)
+        except Exception as error:  # noqa: BLE001 - nothing may escape a send
+            return Response(0, None, f"{type(error).__name__}: {error}")
+
+    def close(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            try:
+                session.close()
+            except Exception:  # noqa: BLE001, S110
+                pass
+
+    def forget(self) -> None:
+        """Drop the session without closing it (its sockets belong to the parent after fork)."""
+        self._session = None
+
+
+def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment is None:
+        return None
+    return max(0.0, moment.timestamp() - time.time())

@@ -1,0 +1,362 @@
+"""The telemetry client: ``track()`` into the durable queue, a timer sends it."""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from typing import Any, Dict, Optional, overload
+
+from . import _event
+from ._delivery import Delivery
+from ._event import EVENT_KEYS, exception_data, format_timestamp, new_event_id
+from ._host import host_info
+from ._queue import FileQueue
+from ._serialize import encode
+from ._stats import Stats
+from ._transport import HttpTransport
+from ._worker import Worker
+from .options import TelemetryOptions
+
+__all__ = ["TelemetryClient"]
+
+#: The default budget of :meth:`TelemetryClient.flush`.
+DEFAULT_FLUSH_TIMEOUT = 30.0
+#: How long :meth:`TelemetryClient.stop` waits for the sender thread.
+STOP_TIMEOUT = 2.0
+
+_MISSING: Any = object()
+_TRUNCATION_MARKER = "…[truncated by trace_telemetry: event over max_event_bytes]"
+_clients: "weakref.WeakSet[TelemetryClient]" = weakref.WeakSet()
+_getpid = os.getpid
+
+
+class TelemetryClient:
+    """Records events durably and sends them in the background.
+
+    Thread-safe. ``track*`` never raises, never waits on the network, and
+    returns once the event's line is in the queue file, so it survives a
+    crash of the process. Events reach the endpoint in batches from a
+    background thread started by :meth:`start`, or when :meth:`flush` is
+    called.
+
+    Args:
+        options: the configuration, validated when it was built.
+
+    Example:
+        >>> client = TelemetryClient(TelemetryOptions(queue_path=str(tmp / "q.ndjson")))
+        >>> client.track("signup", "source", "google")
+        >>> client.queued_count
+        1
+    """
+
+    def __init__(self, options: TelemetryOptions) -> None:
+        if not isinstance(options, TelemetryOptions):
+            msg = f"options must be a TelemetryOptions, got {type(options).__name__}"
+            raise ValueError(msg)
+        self.options = options
+        self._stats = Stats()
+        self._host = host_info()
+        self._queue = FileQueue(
+            str(options.queue_path),
+            options.max_queue_bytes,
+            self._stats,
+            max_line=options.max_event_bytes,
+        )
+        self._transport = HttpTransport(
+            options.endpoint_url, options.api_key, options.timeout_seconds
+        )
+        self._delivery = Delivery(
+            self._queue,
+            self._transport.post,
+            self._stats,
+            batch_size=options.batch_size,
+            interval=options.flush_interval_seconds,
+            timeout=options.timeout_seconds,
+            max_backoff=options.max_backoff_seconds,
+            enabled=bool(options.endpoint_url),
+        )
+        self._worker = Worker(
+            "trace-telemetry-sender",
+            self._tick,
+            options.flush_interval_seconds,
+            self._stats,
+        )
+        self._before_send = options.before_send
+        self._max_event_bytes = options.max_event_bytes
+        self._app_name = options.application_name
+        self._app_version = options.application_version
+        self._pid = _getpid()
+        _clients.add(self)
+
+    def __repr__(self) -> str:
+        return (
+            f"<TelemetryClient endpoint_url={self.options.endpoint_url!r} "
+            f"queue_path={self._queue.path!r} running={self._worker.running}>"
+        )
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the background sender (idempotent).
+
+        It drains the queue every ``flush_interval_seconds``, or later while
+        backing off after a failure.
+        """
+        self._check_fork()
+        self._worker.start()
+
+    def stop(self) -> None:
+        """Stop the background sender; returns within ~2 s even if a request hangs.
+
+        Does not flush (like the .NET client): call :meth:`flush` first to
+        send what remains. Unsent events stay queued for the next run.
+        """
+        self._worker.stop(STOP_TIMEOUT)
+
+    def close(self) -> None:
+        """:meth:`stop`, then release the files and the HTTP session."""
+        self.stop()
+        self._queue.close()
+        self._transport.close()
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Send everything queued now, in batches, until done or a send fails.
+
+        Tries at once, ignoring any backoff. Never raises.
+
+        Args:
+            timeout: the budget in seconds for the whole flush (default 30);
+                what is not sent by then stays queued.
+
+        Returns:
+            True if everything queued when it was called was delivered (or
+            set aside as rejected or corrupt). With no ``endpoint_url`` this
+            is False and the events stay queued.
+        """
+        self._check_fork()
+        budget = DEFAULT_FLUSH_TIMEOUT if timeout is None else max(0.0, float(timeout))
+        return self._delivery.drain(budget, respect_backoff=False)
+
+    @property
+    def queued_count(self) -> int:
+        """How many events wait in the queue file (all processes sharing it)."""
+        try:
+            return self._queue.pending_count()
+        except Exception:  # noqa: BLE001 - diagnostics must not raise
+            return 0
+
+    def stats(self) -> Dict[str, Any]:
+        """Counters since this process started using the client.
+
+        Keys: ``enqueued``, ``sent``, ``requests``, ``retries``, ``rejected``
+        (dead-lettered), ``corrupt`` (invalid queue lines set aside),
+        ``truncated``, ``dropped`` (by reason), ``dropped_total``,
+        ``last_error``, plus ``queued`` and ``backing_off``.
+        """
+        snapshot = self._stats.snapshot()
+        snapshot["queued"] = self.queued_count
+        snapshot["backing_off"] = bool(self._delivery.failures)
+        return snapshot
+
+    # -- tracking ----------------------------------------------------------------
+
+    @overload
+    def track(self, name: Optional[str]) -> None: ...
+
+    @overload
+    def track(self, name: Optional[str], data: Any) -> None: ...
+
+    @overload
+    def track(self, name: Optional[str], property_name: str, property_value: Any) -> None: ...
+
+    def track(self, name: Optional[str], *args: Any, **kwargs: Any) -> None:
+        """Record an event: ``track(name)``, ``track(name, data)`` or
+        ``track(name, property_name, property_value)``.
+
+        ``data`` may be anything; it is made JSON-safe (CONTRACT.md). The
+        three-argument form stores ``{property_name: property_value}``, also
+        when the value is ``None``.
+        """
+        try:
+            if not kwargs and len(args) <= 1:
+                data = args[0] if args else None
+            else:
+                data = _parse_track_arguments(args, kwargs)
+        except TypeError as error:
+            self._stats.drop("bad_arguments", detail=str(error))
+            return
+        self._enqueue(name, data, None)
+
+    def track_exception(
+        self, exc: BaseException, event_name: str = "exception", extra_data: Any = None
+    ) -> None:
+        """Record an exception: message, stack trace, type and inner message.
+
+        Works after the ``except`` block has ended: the traceback comes from
+        ``exc.__traceback__``.
+        """
+        try:
+            data = exception_data(exc, extra_data)
+        except Exception as error:  # noqa: BLE001
+            self._internal_error(error)
+            return
+        self._enqueue(event_name, data, None)
+
+    def _enqueue(self, name: Any, data: Any, created: Optional[float]) -> bool:
+        """Build, scrub, serialize and append one event. Never raises.
+
+        Shared by ``track``, the logging handler and the structlog processor.
+        """
+        try:
+            if self._pid != _getpid():
+                self._check_fork()
+            host = self._host
+            event: Optional[Dict[str, Any]] = {
+                "id": new_event_id(),
+                "name": name if type(name) is str else _event_name(name),
+                "timestampUtc": format_timestamp(created),
+                "data": data,
+                "applicationName": self._app_name,
+                "applicationVersion": self._app_version,
+                "machineName": host.machine_name,
+                "osDescription": host.os_description,
+                "ipAddress": host.ip_address,
+                "countryCode": "",
+            }
+            if self._before_send is not None:
+                event = self._scrub(event)
+                if event is None:
+                    return False
+            line = encode(event) + b"\n"
+            if len(line) > self._max_event_bytes:
+                line = self._shrink(event)
+                if not line:
+                    return False
+            if self._queue.append(line):
+                self._stats.add("enqueued")
+                return True
+            return False
+        except Exception as error:  # noqa: BLE001 - tracking never raises
+            self._internal_error(error)
+            return False
+
+    def _scrub(self, event: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        assert self._before_send is not None
+        original = dict(event)
+        try:
+            result = self._before_send(event)
+        except Exception as error:  # noqa: BLE001 - user code
+            self._stats.drop("before_send_error", detail=f"before_send raised {error!r}")
+            return None
+        if result is None:
+            self._stats.drop("before_send", detail="before_send returned None")
+            return None
+        if not isinstance(result, dict):
+            self._stats.drop(
+                "before_send_error", detail=f"before_send returned a {type(result).__name__}"
+            )
+            return None
+        # Only the contract's keys go out. A key the hook deleted stays
+        # deleted (emptied), so scrubbing by deletion is honoured.
+        kept = {"id": original["id"], "timestampUtc": original["timestampUtc"], "data": None}
+        return {key: result.get(key, kept.get(key, "")) for key in EVENT_KEYS}
+
+    def _shrink(self, event: Dict[str, Any]) -> bytes:
+        """Cut ``data`` (and, if need be, ``name``) down to fit ``max_event_bytes``."""
+        self._stats.add("truncated")
+        self._stats.warn_once(
+            "truncated",
+            "trace_telemetry truncated an event over max_event_bytes=%d (logged once)",
+            self._max_event_bytes,
+        )
+        text = encode(event["data"]).decode("utf-8")
+        shrunk = dict(event)
+        name = shrunk["name"] if isinstance(shrunk["name"], str) else ""
+        if len(name) > 1024:
+            shrunk["name"] = name[:1024]
+        shrunk["data"] = ""
+        room = self._max_event_bytes - len(encode(shrunk)) - len(_TRUNCATION_MARKER) * 3 - 8
+        for _ in range(4):
+            if room <= 0:
+                break
+            preview = text.encode("utf-8")[:room].decode("utf-8", "ignore")
+            shrunk["data"] = preview + _TRUNCATION_MARKER
+            line = encode(shrunk) + b"\n"
+            excess = len(line) - self._max_event_bytes
+            if excess <= 0:
+                return line
+            room -= max(excess, room // 4)
+        self._stats.drop("too_large", detail="event envelope over max_event_bytes")
+        return b""
+
+    def _internal_error(self, error: Exception) -> None:
+        self._stats.error(f"internal error: {error!r}")
+        self._stats.drop("internal_error", detail=repr(error))
+
+    # -- background work and fork safety -----------------------------------------
+
+    def _tick(self, stop: threading.Event) -> float:
+        self._host.refresh_ip()
+        self._delivery.drain(DEFAULT_FLUSH_TIMEOUT * 2, respect_backoff=True, cancel=stop)
+        return self._delivery.seconds_until_next()
+
+    def _check_fork(self) -> None:
+        """In a forked child: fresh locks and files; restart the sender if it ran.
+
+        Called from ``os.register_at_fork`` and, for servers that fork
+        without running those hooks (uWSGI), by a pid check on every call.
+        """
+        if self._pid == _getpid():
+            return
+        self._pid = _getpid()
+        self._stats.reset()
+        self._queue.check_fork()
+        self._transport.forget()
+        self._delivery.failures = 0
+        if self._worker.after_fork():
+            self._worker.start()
+
+
+def _parse_track_arguments(args: Any, kwargs: Dict[str, Any]) -> Any:
+    if "data" in kwargs:
+        if args or len(kwargs) > 1:
+            raise TypeError("track() takes data or property_name/property_value, not both")
+        return kwargs["data"]
+    unknown = set(kwargs) - {"property_name", "property_value"}
+    if unknown:
+        raise TypeError(f"track() got unexpected keyword arguments {sorted(unknown)}")
+    values = list(args)
+    if len(values) > 2:
+        raise TypeError(f"track() takes at most 3 arguments, got {len(values) + 1}")
+    if len(values) < 1:
+        values.append(kwargs.get("property_name", _MISSING))
+    if len(values) < 2:
+        values.append(kwargs.get("property_value", _MISSING))
+    property_name, property_value = values
+    if property_name is _MISSING:
+        raise TypeError("track() got property_value without property_name")
+    if property_value is _MISSING:
+        property_value = None
+    return {property_name: property_value}
+
+
+def _event_name(name: Any) -> str:
+    if name is None:
+        return ""
+    try:
+        return str(name)
+    except Exception:  # noqa: BLE001
+        return repr(type(name))
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_clients):
+        try:
+            client._check_fork()
+        except Exception:  # noqa: BLE001, S110 - never break the child
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -1,0 +1,168 @@
+"""Configuration of a :class:`~trace_telemetry.TelemetryClient`."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import urllib.parse
+from typing import Any, Callable, Dict, Optional, Union
+
+__all__ = ["BeforeSend", "TelemetryOptions"]
+
+#: The type of :attr:`TelemetryOptions.before_send`.
+BeforeSend = Callable[[Dict[str, Any]], Optional[Dict[str, Any]]]
+
+MIB = 1024 * 1024
+#: The smallest ``max_event_bytes``: room for the envelope and a short preview.
+MIN_EVENT_BYTES = 1024
+
+
+@dataclasses.dataclass(frozen=True, repr=False)
+class TelemetryOptions:
+    """Everything a client needs to know, validated when it is built.
+
+    Invalid values raise :class:`ValueError` naming the option and the value
+    (the API key is never echoed). The object is frozen so that a validated
+    configuration stays valid; use :func:`dataclasses.replace` to derive one.
+
+    Attributes:
+        endpoint_url: where batches are POSTed; ``""`` keeps events queued.
+        api_key: sent as ``X-API-Key`` when not empty. Never logged or shown.
+        queue_path: the NDJSON queue file; parent folders are created.
+        batch_size: the most events in one request.
+        flush_interval_seconds: the sender's period; values below 1 become 1.
+        application_name: stored in every event (stripped).
+        application_version: stored in every event (stripped).
+        enable_country_lookup: reserved, like the .NET client; ``countryCode``
+            is always ``""``.
+        max_queue_bytes: cap on the queue file's size; past it the oldest
+            events are dropped and counted. ``0`` means unbounded.
+        max_event_bytes: an event whose line is larger has its ``data`` cut
+            down to a truncated string.
+        timeout_seconds: per-request connect and read timeout.
+        max_backoff_seconds: the longest wait between failed attempts, also
+            the cap on a server's ``Retry-After``.
+        before_send: called with each event dict before it is queued; return
+            it, a changed copy, or ``None`` to drop it. If it raises, the
+            event is dropped and counted, never queued unscrubbed.
+
+    .. versionadded:: 0.1.0
+       ``max_queue_bytes``, ``max_event_bytes``, ``timeout_seconds``,
+       ``max_backoff_seconds`` and ``before_send`` (not in the .NET client).
+    """
+
+    endpoint_url: str = ""
+    api_key: str = ""
+    queue_path: Union[str, "os.PathLike[str]"] = "telemetry-queue.ndjson"
+    batch_size: int = 20
+    flush_interval_seconds: float = 10
+    application_name: str = ""
+    application_version: str = ""
+    enable_country_lookup: bool = False
+    max_queue_bytes: int = 64 * MIB
+    max_event_bytes: int = 1 * MIB
+    timeout_seconds: float = 10
+    max_backoff_seconds: float = 300
+    before_send: Optional[BeforeSend] = None
+
+    def __post_init__(self) -> None:
+        _check_type("endpoint_url", self.endpoint_url, str)
+        _check_type("api_key", self.api_key, str)
+        _check_type("application_name", self.application_name, str)
+        _check_type("application_version", self.application_version, str)
+        _check_type("enable_country_lookup", self.enable_country_lookup, bool)
+        _check_endpoint(self.endpoint_url)
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in self.api_key):
+            msg = "api_key must not contain control characters (value not shown)"
+            raise ValueError(msg)
+        object.__setattr__(self, "queue_path", _check_path(self.queue_path))
+        object.__setattr__(self, "application_name", self.application_name.strip())
+        object.__setattr__(self, "application_version", self.application_version.strip())
+        _check_int("batch_size", self.batch_size, minimum=1)
+        _check_int("max_queue_bytes", self.max_queue_bytes, minimum=0)
+        _check_int("max_event_bytes", self.max_event_bytes, minimum=MIN_EVENT_BYTES)
+        interval = _check_number("flush_interval_seconds", self.flush_interval_seconds)
+        object.__setattr__(self, "flush_interval_seconds", max(1.0, interval))
+        timeout = _check_number("timeout_seconds", self.timeout_seconds)
+        if timeout <= 0:
+            msg = f"timeout_seconds must be > 0, got {self.timeout_seconds!r}"
+            raise ValueError(msg)
+        backoff = _check_number("max_backoff_seconds", self.max_backoff_seconds)
+        if backoff <= 0:
+            msg = f"max_backoff_seconds must be > 0, got {self.max_backoff_seconds!r}"
+            raise ValueError(msg)
+        if self.before_send is not None and not callable(self.before_send):
+            msg = f"before_send must be callable or None, got {self.before_send!r}"
+            raise ValueError(msg)
+
+    def __repr__(self) -> str:
+        shown = []
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name == "api_key":
+                shown.append(f"api_key={'***' if value else ''!r}")
+            else:
+                shown.append(f"{field.name}={value!r}")
+        return f"TelemetryOptions({', '.join(shown)})"
+
+    __str__ = __repr__
+
+
+def _check_type(name: str, value: Any, expected: type) -> None:
+    if not isinstance(value, expected):
+        msg = f"{name} must be a {expected.__name__}, got {value!r}"
+        if name == "api_key":
+            msg = f"api_key must be a str, got a {type(value).__name__}"
+        raise ValueError(msg)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        msg = f"{name} must be an int, got {value!r}"
+        raise ValueError(msg)
+    if value < minimum:
+        msg = f"{name} must be >= {minimum}, got {value!r}"
+        raise ValueError(msg)
+
+
+def _check_number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        msg = f"{name} must be a number, got {value!r}"
+        raise ValueError(msg)
+    if not math.isfinite(value):
+        msg = f"{name} must be finite, got {value!r}"
+        raise ValueError(msg)
+    return float(value)
+
+
+def _check_endpoint(url: str) -> None:
+    if url == "":
+        return
+    problem = ""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as error:
+        problem = str(error)
+    else:
+        if parts.scheme not in ("http", "https"):
+            problem = "the scheme must be http or https"
+        elif not parts.hostname:
+            problem = "no host"
+        elif any(ch.isspace() or ord(ch) < 32 for ch in url):
+            problem = "it contains whitespace or control characters"
+    if problem:
+        msg = f"endpoint_url must be empty or an http(s):// URL, got {url!r} ({problem})"
+        raise ValueError(msg)
+
+
+def _check_path(path: Any) -> str:
+    try:
+        text = os.fspath(path)
+    except TypeError:
+        text = None
+    if not isinstance(text, str) or not text or "\x00" in text:
+        msg = f"queue_path must be a non-empty path, got {path!r}"
+        raise ValueError(msg)
+    return text

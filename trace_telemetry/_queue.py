@@ -234,7 +234,7 @@ class FileQueue:
         return fd
 
     def _open_append_file(self) -> int:
-        self._append_fd = _fileio.open_private(self.path, os.O_WRONLY | os.O_APPEND)
+        self._append_fd = _fileio.open_private(self.path, os.O_RDWR | os.O_APPEND)
         return self._append_fd
 
     @staticmethod
@@ -482,7 +482,7 @@ class FileQueue:
     def _repair_unterminated_tail(self) -> None:
         self._lock_appends()
         try:
-            fd = _fileio.open_private(self.path, os.O_WRONLY | os.O_APPEND)
+            fd = _fileio.open_private(self.path, os.O_RDWR | os.O_APPEND)
             try:
                 if os.fstat(fd).st_ino == self._read_inode:
                     self._repair_tail(fd)
@@ -516,10 +516,8 @@ class QueueSession:
             if queue._lock_sender(self.timeout):
                 self.acquired = True
                 queue._sync_head()
-        except OSError:
-            if self.acquired:
-                _fileio.unlock(queue._state_fd)
-                self.acquired = False
+        except BaseException:
+            self.__exit__()
             raise
         return self
 

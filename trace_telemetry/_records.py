@@ -1,0 +1,57 @@
+"""Turning log records into event ``data`` with python-json-logger.
+
+python-json-logger already knows how to pick a record's fields (``fmt``,
+``rename_fields``, ``static_fields``, extras); we reuse its ``add_fields`` and
+stop before it serializes, so nothing is dumped to a string and parsed back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Optional
+
+try:  # python-json-logger >= 3
+    from pythonjsonlogger.json import JsonFormatter
+except ImportError:  # pragma: no cover - python-json-logger 2.x
+    from pythonjsonlogger.jsonlogger import JsonFormatter
+
+__all__ = ["default_formatter", "is_json_formatter", "record_fields"]
+
+
+def default_formatter() -> logging.Formatter:
+    """``message``, ``level`` and ``logger`` plus every ``extra=`` field."""
+    formatter: logging.Formatter = JsonFormatter(
+        "%(message)s %(levelname)s %(name)s",
+        rename_fields={"levelname": "level", "name": "logger"},
+    )
+    return formatter
+
+
+def is_json_formatter(formatter: Optional[logging.Formatter]) -> bool:
+    """True for python-json-logger formatters (any version)."""
+    return formatter is not None and hasattr(formatter, "add_fields") and hasattr(
+        formatter, "process_log_record"
+    )
+
+
+def record_fields(formatter: Any, record: logging.LogRecord) -> Dict[str, Any]:
+    """The fields ``formatter`` would log for ``record``, as a dict.
+
+    Mirrors python-json-logger's ``format()`` up to, not including, its
+    serialization. A dict ``record.msg`` is copied, never changed. The
+    formatted exception is left out: exception events carry ``stackTrace``.
+    """
+    message_dict: Dict[str, Any] = {}
+    if isinstance(record.msg, dict):
+        message_dict = dict(record.msg)
+        record.message = ""
+    else:
+        record.message = record.getMessage()
+    if "asctime" in getattr(formatter, "_required_fields", ()):
+        record.asctime = formatter.formatTime(record, formatter.datefmt)
+    if record.stack_info and not message_dict.get("stack_info"):
+        message_dict["stack_info"] = formatter.formatStack(record.stack_info)
+    fields: Dict[str, Any] = {}
+    formatter.add_fields(fields, record, message_dict)
+    processed = formatter.process_log_record(fields)
+    return processed if isinstance(processed, dict) else fields

@@ -1,0 +1,73 @@
+"""One client per queue file per process, for handlers and processors built from options.
+
+``dictConfig`` may build several handlers (or a handler and a processor) for
+the same ``queue_path``; two clients would mean two senders racing for the
+same file. They share one client instead, started on first use and closed
+with its last user.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Dict, List
+
+from ._stats import logger
+from .client import TelemetryClient
+from .options import TelemetryOptions
+
+__all__ = ["acquire", "release"]
+
+#: How long closing the last user may spend sending what is queued.
+CLOSE_SEND_SECONDS = 2.0
+
+_lock = threading.Lock()
+_entries: Dict[str, List[Any]] = {}  # abspath -> [client, options, users]
+
+
+def acquire(options: Dict[str, Any]) -> TelemetryClient:
+    """The started client for ``options["queue_path"]``, built on first use.
+
+    Raises:
+        ValueError: invalid options (at configuration time, as for the client).
+    """
+    validated = TelemetryOptions(**options)
+    key = os.path.abspath(str(validated.queue_path))
+    with _lock:
+        entry = _entries.get(key)
+        if entry is None:
+            client = TelemetryClient(validated)
+            _entries[key] = [client, validated, 1]
+        else:
+            client, first, _ = entry
+            entry[2] += 1
+            if first != validated:
+                logger.warning(
+                    "trace_telemetry: another handler already uses %s with other options; "
+                    "the first configuration wins (%r)",
+                    key,
+                    first,
+                )
+    client.start()
+    return client
+
+
+def release(client: TelemetryClient) -> None:
+    """Drop one user; the last one sends for up to ~2 s and stops the client.
+
+    Never joins the sender thread: ``dictConfig`` calls this while holding
+    logging's module lock, which that thread may be waiting for
+    (opentelemetry-python #3193). The send happens on this thread instead.
+    """
+    key = os.path.abspath(str(client.options.queue_path))
+    with _lock:
+        entry = _entries.get(key)
+        if entry is None or entry[0] is not client:
+            return
+        entry[2] -= 1
+        if entry[2] > 0:
+            return
+        del _entries[key]
+    client._worker.stop(timeout=0)
+    if client.options.endpoint_url:
+        client.flush(timeout=CLOSE_SEND_SECONDS)

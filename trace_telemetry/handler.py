@@ -1,0 +1,145 @@
+"""``TelemetryHandler``: Python logging into the telemetry queue.
+
+Attach it with ``logging.config.dictConfig`` and every ``logger.exception()``
+becomes an exception event. ``emit()`` only serializes and appends to the
+queue file: no network I/O, no waiting on a slow server.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional, Tuple, Union
+
+from . import _records, _shared
+from ._event import exception_data
+from ._guard import in_sdk_work
+from .client import TelemetryClient
+
+__all__ = ["TelemetryHandler"]
+
+EventName = Union[str, Callable[[logging.LogRecord], str]]
+
+_OWN_LOGGER = "trace_telemetry"
+
+
+class TelemetryHandler(logging.Handler):
+    """A ``logging.Handler`` that records each log record as an event.
+
+    Build it one of two ways (both work from ``dictConfig``):
+
+    * with option keywords (``endpoint_url=...``, ``queue_path=...``, any
+      :class:`~trace_telemetry.TelemetryOptions` field): the handler owns a
+      client and starts its sender. Handlers with the same ``queue_path`` in
+      one process share one client.
+    * with ``client=``: events go to that client; closing the handler leaves
+      it running.
+
+    Args:
+        level: the handler's level.
+        client: an existing client (``"ext://pkg.module.client"`` in dictConfig).
+        event_name: the event name, as a string or a callable of the record.
+            Default: the unformatted message template (``record.msg``), so the
+            server can group ``"disk %d%% full"`` however full the disk is.
+        exception_event_name: the name of events for records with
+            ``exc_info``.
+        **options: :class:`~trace_telemetry.TelemetryOptions` fields.
+
+    Raises:
+        ValueError: invalid options, or both ``client`` and options.
+    """
+
+    def __init__(
+        self,
+        level: Union[int, str] = logging.NOTSET,
+        *,
+        client: Optional[TelemetryClient] = None,
+        event_name: Optional[EventName] = None,
+        exception_event_name: str = "exception",
+        **options: Any,
+    ) -> None:
+        if client is not None and options:
+            msg = f"TelemetryHandler takes client= or options, not both (got {sorted(options)})"
+            raise ValueError(msg)
+        if client is not None and not isinstance(client, TelemetryClient):
+            msg = f"client must be a TelemetryClient, got {client!r}"
+            raise ValueError(msg)
+        if event_name is not None and not (isinstance(event_name, str) or callable(event_name)):
+            msg = f"event_name must be a str or a callable, got {event_name!r}"
+            raise ValueError(msg)
+        # Acquire before Handler.__init__ registers us for logging.shutdown().
+        self.client = client if client is not None else _shared.acquire(options)
+        self._owns_client = client is None
+        super().__init__(level)
+        self.event_name = event_name
+        self.exception_event_name = exception_event_name
+        self._default_formatter = _records.default_formatter()
+        self._closed = False
+
+    def handle(self, record: logging.LogRecord) -> Any:
+        """Filter, then emit without the handler lock: the client is thread-safe."""
+        if record.name == _OWN_LOGGER or record.name.startswith("trace_telemetry.") or in_sdk_work():
+            return False  # the SDK's own records never loop back in
+        result = self.filter(record)
+        if isinstance(result, logging.LogRecord):
+            record = result
+        if result:
+            self.emit(record)
+        return result
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the record as an event. Never raises, never does network I/O."""
+        try:
+            name, data = self._event(record)
+            self.client._enqueue(name, data, record.created)
+        except Exception as error:  # noqa: BLE001 - logging must not break the app
+            self.client._internal_error(error)
+
+    def _event(self, record: logging.LogRecord) -> Tuple[str, Any]:
+        formatter = self.formatter
+        if _records.is_json_formatter(formatter):
+            data = _records.record_fields(formatter, record)
+        else:
+            data = _records.record_fields(self._default_formatter, record)
+            if formatter is not None:
+                data["message"] = formatter.format(record)
+        exc_info = record.exc_info
+        if exc_info and exc_info[1] is not None:
+            data.pop("exc_info", None)
+            data.pop("exc_text", None)
+            if "message" in data:
+                data["logMessage"] = data.pop("message")
+            return self.exception_event_name, exception_data(exc_info[1], data)
+        return self._name_of(record), data
+
+    def _name_of(self, record: logging.LogRecord) -> str:
+        chosen = self.event_name
+        if chosen is None:
+            return record.msg if isinstance(record.msg, str) else record.getMessage()
+        if isinstance(chosen, str):
+            return chosen
+        return str(chosen(record))
+
+    def flush(self) -> None:
+        """Nothing to do: ``emit()`` has already written each record to the queue file.
+
+        Deliberately no network I/O here; see :meth:`close`.
+        """
+
+    def close(self) -> None:
+        """Release the client; an owned client's last user sends for at most ~2 s.
+
+        Safe under logging's module lock (``dictConfig`` closes old handlers
+        while holding it): it never waits for the sender thread. Events not
+        sent stay queued for the next run.
+        """
+        try:
+            if not self._closed and self._owns_client:
+                self._closed = True
+                _shared.release(self.client)
+        finally:
+            super().close()
+
+    def __repr__(self) -> str:
+        level = logging.getLevelName(self.level)
+        return f"<TelemetryHandler ({level}) queue_path={self.client.options.queue_path!r}>"
+

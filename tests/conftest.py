@@ -93,7 +93,9 @@ def read_lines(path: Path) -> List[Dict[str, Any]]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
 
 
-def run_python(code: str, *args: str, timeout: float = 60, **kwargs: Any) -> subprocess.CompletedProcess:
+def run_python(
+    code: str, *args: str, timeout: float = 60, **kwargs: Any
+) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter with this checkout importable."""
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     return subprocess.run(

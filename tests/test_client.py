@@ -22,7 +22,9 @@ MakeClient = Callable[..., TelemetryClient]
 
 
 class TestTrackForms:
-    def test_the_three_forms_of_track_give_the_contract_data(self, make_client: MakeClient, queue_path: Path) -> None:
+    def test_the_three_forms_of_track_give_the_contract_data(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
         client = make_client(application_name=" MeuServico ", application_version="1.0.0")
         client.track("page_view")
         client.track("purchase", {"order_id": "123", "amount": 99.90})
@@ -30,7 +32,13 @@ class TestTrackForms:
         client.track("cleared", "coupon", None)
         client.track(None)
         events = read_lines(queue_path)
-        assert [None, {"order_id": "123", "amount": 99.9}, {"source": "google"}, {"coupon": None}, None] == [e["data"] for e in events]
+        assert [
+            None,
+            {"order_id": "123", "amount": 99.9},
+            {"source": "google"},
+            {"coupon": None},
+            None,
+        ] == [e["data"] for e in events]
         assert ["page_view", "purchase", "signup", "cleared", ""] == [e["name"] for e in events]
         for event in events:
             assert list(EVENT_KEYS) == list(event)
@@ -49,14 +57,18 @@ class TestTrackForms:
         client.track("b", property_name="k", property_value=0)
         assert [[1, 2], {"k": 0}] == [e["data"] for e in read_lines(queue_path)]
 
-    def test_wrong_arguments_are_counted_not_raised(self, make_client: MakeClient, queue_path: Path) -> None:
+    def test_wrong_arguments_are_counted_not_raised(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
         client = make_client()
         client.track("x", 1, 2, 3)  # type: ignore[call-overload]
         client.track("y", bogus=1)  # type: ignore[call-overload]
         assert {"bad_arguments": 2} == client.stats()["dropped"]
         assert [] == read_lines(queue_path)
 
-    def test_any_data_value_is_made_json_safe(self, make_client: MakeClient, queue_path: Path) -> None:
+    def test_any_data_value_is_made_json_safe(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
         client = make_client()
         client.track("str", "text")
         client.track("num", 3)
@@ -64,7 +76,9 @@ class TestTrackForms:
         client.track("set", {1})
         assert ["text", 3, None, [1]] == [e["data"] for e in read_lines(queue_path)]
 
-    def test_track_exception_works_after_the_except_block(self, make_client: MakeClient, queue_path: Path) -> None:
+    def test_track_exception_works_after_the_except_block(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
         client = make_client()
         try:
             raise ValueError("boom")
@@ -83,7 +97,9 @@ class TestTrackForms:
 
 
 class TestHostilePayloads:
-    def test_every_hostile_payload_is_queued_as_strict_json(self, make_client: MakeClient, queue_path: Path) -> None:
+    def test_every_hostile_payload_is_queued_as_strict_json(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
         import datetime
 
         loop: Dict[str, Any] = {}
@@ -110,7 +126,7 @@ class TestHostilePayloads:
             assert len(raw) + 1 <= client.options.max_event_bytes
             assert list(EVENT_KEYS) == list(strict_loads(raw))
         huge = strict_loads(raw_lines[-1])
-        assert huge["data"].startswith("\"xxxx")
+        assert huge["data"].startswith('"xxxx')
         assert huge["data"].endswith("[truncated by trace_telemetry: event over max_event_bytes]")
         assert 1 == client.stats()["truncated"]
 
@@ -127,7 +143,9 @@ class TestBeforeSend:
         def scrub(event: Dict[str, Any]) -> Any:
             if event["name"] == "drop me":
                 return None
-            event["data"] = {k: ("***" if k == "email" else v) for k, v in (event["data"] or {}).items()}
+            event["data"] = {
+                k: ("***" if k == "email" else v) for k, v in (event["data"] or {}).items()
+            }
             del event["ipAddress"]
             event["extra_key"] = "ignored"
             return event
@@ -157,7 +175,9 @@ class TestBeforeSend:
 
 
 class TestNeverRaises:
-    def test_an_unwritable_queue_path_counts_drops(self, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    def test_an_unwritable_queue_path_counts_drops(
+        self, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
         blocker = tmp_path / "a-file"
         blocker.write_text("x")
         client = TelemetryClient(TelemetryOptions(queue_path=str(blocker / "q.ndjson")))
@@ -172,10 +192,14 @@ class TestNeverRaises:
 
 
 class TestFilesArePrivate:
-    def test_every_file_is_0600_whatever_the_umask(self, make_client: MakeClient, queue_path: Path, receiver: Receiver, behaviour: Any) -> None:
+    def test_every_file_is_0600_whatever_the_umask(
+        self, make_client: MakeClient, queue_path: Path, receiver: Receiver, behaviour: Any
+    ) -> None:
         old = os.umask(0)
         try:
-            behaviour.respond = lambda events, headers: (400, {}) if events[0]["name"] == "bad" else None
+            behaviour.respond = lambda events, headers: (
+                (400, {}) if events[0]["name"] == "bad" else None
+            )
             client = make_client(endpoint_url=receiver.url, batch_size=1)
             client.track("good")
             client.track("bad")
@@ -199,9 +223,13 @@ class TestFilesArePrivate:
 
 
 class TestSecrecy:
-    def test_the_api_key_is_not_in_reprs_or_logs(self, make_client: MakeClient, caplog: pytest.LogCaptureFixture) -> None:
+    def test_the_api_key_is_not_in_reprs_or_logs(
+        self, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+    ) -> None:
         with caplog.at_level(logging.DEBUG):
-            client = make_client(endpoint_url="http://127.0.0.1:9/telemetry", api_key="top-secret", timeout_seconds=1)
+            client = make_client(
+                endpoint_url="http://127.0.0.1:9/telemetry", api_key="top-secret", timeout_seconds=1
+            )
             client.track("x")
             client.flush(timeout=2)
         assert "top-secret" not in repr(client)

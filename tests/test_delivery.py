@@ -24,7 +24,9 @@ def names(receiver: Receiver) -> List[str]:
 
 
 class TestSuccess:
-    def test_flush_drains_everything_in_batches_of_batch_size(self, make_client: MakeClient, receiver: Receiver) -> None:
+    def test_flush_drains_everything_in_batches_of_batch_size(
+        self, make_client: MakeClient, receiver: Receiver
+    ) -> None:
         client = make_client(endpoint_url=receiver.url + "?tenant=7", api_key="k1", batch_size=20)
         for index in range(45):
             client.track(f"e{index}", {"i": index})
@@ -39,13 +41,17 @@ class TestSuccess:
         stats = client.stats()
         assert (45, 45, 3) == (stats["enqueued"], stats["sent"], stats["requests"])
 
-    def test_no_api_key_header_without_a_key(self, make_client: MakeClient, receiver: Receiver) -> None:
+    def test_no_api_key_header_without_a_key(
+        self, make_client: MakeClient, receiver: Receiver
+    ) -> None:
         client = make_client(endpoint_url=receiver.url)
         client.track("x")
         assert client.flush(timeout=10)
         assert "X-API-Key" not in receiver.requests[0].headers
 
-    def test_the_background_sender_delivers_without_flush(self, make_client: MakeClient, receiver: Receiver) -> None:
+    def test_the_background_sender_delivers_without_flush(
+        self, make_client: MakeClient, receiver: Receiver
+    ) -> None:
         client = make_client(endpoint_url=receiver.url, flush_interval_seconds=1)
         client.start()
         client.start()  # idempotent
@@ -60,9 +66,18 @@ class TestSuccess:
 
 class TestRetryableFailures:
     @pytest.mark.parametrize("status", [500, 502, 503, 408, 401, 403, 404])
-    def test_the_batch_is_kept_and_the_client_backs_off(self, status: int, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path) -> None:
+    def test_the_batch_is_kept_and_the_client_backs_off(
+        self,
+        status: int,
+        make_client: MakeClient,
+        receiver: Receiver,
+        behaviour: Behaviour,
+        queue_path: Path,
+    ) -> None:
         behaviour.respond = lambda events, headers: (status, {})
-        client = make_client(endpoint_url=receiver.url, flush_interval_seconds=2, max_backoff_seconds=60)
+        client = make_client(
+            endpoint_url=receiver.url, flush_interval_seconds=2, max_backoff_seconds=60
+        )
         for index in range(3):
             client.track("kept", index)
         assert client.flush(timeout=5) is False
@@ -78,9 +93,13 @@ class TestRetryableFailures:
         assert [0, 1, 2] == [e["data"] for e in receiver.events]
         assert client.stats()["backing_off"] is False
 
-    def test_backoff_grows_exponentially_up_to_the_cap(self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour) -> None:
+    def test_backoff_grows_exponentially_up_to_the_cap(
+        self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour
+    ) -> None:
         behaviour.respond = lambda events, headers: (503, {})
-        client = make_client(endpoint_url=receiver.url, flush_interval_seconds=2, max_backoff_seconds=20)
+        client = make_client(
+            endpoint_url=receiver.url, flush_interval_seconds=2, max_backoff_seconds=20
+        )
         client.track("x")
         waits = []
         for _ in range(6):
@@ -91,7 +110,14 @@ class TestRetryableFailures:
             assert cap / 2 - 0.2 <= wait <= cap
 
     @pytest.mark.parametrize(("header", "expected"), [("7", 7.0), ("120", 30.0)])
-    def test_429_honours_retry_after_capped(self, header: str, expected: float, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour) -> None:
+    def test_429_honours_retry_after_capped(
+        self,
+        header: str,
+        expected: float,
+        make_client: MakeClient,
+        receiver: Receiver,
+        behaviour: Behaviour,
+    ) -> None:
         behaviour.respond = lambda events, headers: (429, {"Retry-After": header})
         client = make_client(endpoint_url=receiver.url, max_backoff_seconds=30)
         client.track("x")
@@ -114,7 +140,9 @@ class TestRetryableFailures:
         assert 1 == client.queued_count
         assert "ConnectionError" in client.stats()["last_error"]
 
-    def test_redirects_are_not_followed(self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour) -> None:
+    def test_redirects_are_not_followed(
+        self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour
+    ) -> None:
         behaviour.respond = lambda events, headers: (302, {"Location": "/elsewhere"})
         client = make_client(endpoint_url=receiver.url)
         client.track("x")
@@ -124,7 +152,9 @@ class TestRetryableFailures:
 
 
 class TestRefusedEvents:
-    def test_a_400_poison_event_is_isolated_and_dead_lettered(self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path) -> None:
+    def test_a_400_poison_event_is_isolated_and_dead_lettered(
+        self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path
+    ) -> None:
         def refuse_poison(events: List[Dict[str, Any]], headers: Dict[str, str]) -> Any:
             return (400, {}) if any(e["name"] == "poison" for e in events) else None
 
@@ -140,8 +170,12 @@ class TestRefusedEvents:
         assert 0 == client.queued_count
         assert len(receiver.requests) <= 2 * 5 + 1  # log2(20) levels of halving
 
-    def test_422_is_treated_like_400(self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path) -> None:
-        behaviour.respond = lambda events, headers: (422, {}) if any(e["data"] == 1 for e in events) else None
+    def test_422_is_treated_like_400(
+        self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path
+    ) -> None:
+        behaviour.respond = lambda events, headers: (
+            (422, {}) if any(e["data"] == 1 for e in events) else None
+        )
         client = make_client(endpoint_url=receiver.url)
         for index in range(3):
             client.track("e", index)
@@ -149,7 +183,9 @@ class TestRefusedEvents:
         assert [0, 2] == [e["data"] for e in receiver.events]
         assert [1] == [e["data"] for e in read_lines(Path(str(queue_path) + ".rejected"))]
 
-    def test_413_splits_until_batches_fit(self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path) -> None:
+    def test_413_splits_until_batches_fit(
+        self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path
+    ) -> None:
         behaviour.respond = lambda events, headers: (413, {}) if len(events) > 3 else None
         client = make_client(endpoint_url=receiver.url, batch_size=20)
         for index in range(20):
@@ -158,8 +194,12 @@ class TestRefusedEvents:
         assert list(range(20)) == [e["data"] for e in receiver.events]
         assert not Path(str(queue_path) + ".rejected").exists()
 
-    def test_a_single_event_still_too_large_is_dead_lettered(self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path) -> None:
-        behaviour.respond = lambda events, headers: (413, {}) if any(e["name"] == "big" for e in events) else None
+    def test_a_single_event_still_too_large_is_dead_lettered(
+        self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path
+    ) -> None:
+        behaviour.respond = lambda events, headers: (
+            (413, {}) if any(e["name"] == "big" for e in events) else None
+        )
         client = make_client(endpoint_url=receiver.url)
         client.track("small", 1)
         client.track("big", "x" * 1000)
@@ -168,7 +208,9 @@ class TestRefusedEvents:
         assert [1, 2] == [e["data"] for e in receiver.events]
         assert ["big"] == [e["name"] for e in read_lines(Path(str(queue_path) + ".rejected"))]
 
-    def test_a_failure_after_a_split_keeps_the_undelivered_half(self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour) -> None:
+    def test_a_failure_after_a_split_keeps_the_undelivered_half(
+        self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour
+    ) -> None:
         calls = Counter[str]()
 
         def respond(events: List[Dict[str, Any]], headers: Dict[str, str]) -> Any:
@@ -191,7 +233,9 @@ class TestRefusedEvents:
 
 
 class TestHangingServer:
-    def test_flush_is_bounded_and_stop_returns_quickly(self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour) -> None:
+    def test_flush_is_bounded_and_stop_returns_quickly(
+        self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour
+    ) -> None:
         behaviour.release.clear()  # every request hangs until released
         client = make_client(endpoint_url=receiver.url, timeout_seconds=1, flush_interval_seconds=1)
         client.track("x")
@@ -208,7 +252,9 @@ class TestHangingServer:
 
 
 class TestNoOverlap:
-    def test_racing_flushes_and_the_timer_send_each_event_once(self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour) -> None:
+    def test_racing_flushes_and_the_timer_send_each_event_once(
+        self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour
+    ) -> None:
         behaviour.delay = 0.01
         client = make_client(endpoint_url=receiver.url, batch_size=7, flush_interval_seconds=1)
         client.start()
@@ -223,7 +269,9 @@ class TestNoOverlap:
             while not stop.is_set():
                 client.flush(timeout=5)
 
-        threads = [threading.Thread(target=produce)] + [threading.Thread(target=flusher) for _ in range(3)]
+        threads = [threading.Thread(target=produce)] + [
+            threading.Thread(target=flusher) for _ in range(3)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:

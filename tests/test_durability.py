@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Set
@@ -46,7 +45,9 @@ def valid_indexes(path: Path) -> Set[int]:
 
 class TestKillDuringWrites:
     @pytest.mark.parametrize("pad", [100, 300_000])
-    def test_every_event_whose_track_returned_survives_sigkill(self, tmp_path: Path, pad: int, make_client: MakeClient, receiver: Receiver) -> None:
+    def test_every_event_whose_track_returned_survives_sigkill(
+        self, tmp_path: Path, pad: int, make_client: MakeClient, receiver: Receiver
+    ) -> None:
         queue = tmp_path / "q.ndjson"
         for attempt in range(3):
             writer = popen_python(WRITER, str(queue), str(pad), stdout=subprocess.PIPE, text=True)
@@ -62,7 +63,12 @@ class TestKillDuringWrites:
             returned = max([*seen, *(int(x) for x in rest.split())])
             found = valid_indexes(queue)
             assert set(range(returned + 1)) <= found
-        client = make_client(queue_path=str(queue), endpoint_url=receiver.url, batch_size=200, max_event_bytes=1 << 20)
+        client = make_client(
+            queue_path=str(queue),
+            endpoint_url=receiver.url,
+            batch_size=200,
+            max_event_bytes=1 << 20,
+        )
         client.track("after the crashes", {"i": -1})
         assert client.flush(timeout=60)
         delivered = [e["data"]["i"] for e in receiver.events]
@@ -80,7 +86,9 @@ print("done", flush=True)
 
 
 class TestKillDuringSend:
-    def test_a_crash_mid_send_resends_at_most_one_batch(self, tmp_path: Path, receiver: Receiver, behaviour: Behaviour, make_client: MakeClient) -> None:
+    def test_a_crash_mid_send_resends_at_most_one_batch(
+        self, tmp_path: Path, receiver: Receiver, behaviour: Behaviour, make_client: MakeClient
+    ) -> None:
         queue = tmp_path / "q.ndjson"
         seed = TelemetryClient(TelemetryOptions(queue_path=str(queue)))
         for index in range(1000):
@@ -121,11 +129,21 @@ print(ok, client.stats()["dropped_total"], flush=True)
 
 
 class TestSeveralProcesses:
-    def test_four_processes_share_one_queue_without_loss_or_duplicates(self, tmp_path: Path, receiver: Receiver, behaviour: Behaviour) -> None:
+    def test_four_processes_share_one_queue_without_loss_or_duplicates(
+        self, tmp_path: Path, receiver: Receiver, behaviour: Behaviour
+    ) -> None:
         queue = tmp_path / "shared.ndjson"
         behaviour.delay = 0.002
         procs = [
-            popen_python(PRODUCER, str(queue), receiver.url, str(worker), "600", stdout=subprocess.PIPE, text=True)
+            popen_python(
+                PRODUCER,
+                str(queue),
+                receiver.url,
+                str(worker),
+                "600",
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             for worker in range(4)
         ]
         outputs = [proc.communicate(timeout=120)[0].split() for proc in procs]
@@ -136,7 +154,9 @@ class TestSeveralProcesses:
         assert {(str(w), i) for w in range(4) for i in range(600)} == set(keys)
         assert not Path(str(queue) + ".corrupt").exists()
 
-    def test_a_crashed_process_never_leaves_the_queue_locked(self, tmp_path: Path, receiver: Receiver, behaviour: Behaviour, make_client: MakeClient) -> None:
+    def test_a_crashed_process_never_leaves_the_queue_locked(
+        self, tmp_path: Path, receiver: Receiver, behaviour: Behaviour, make_client: MakeClient
+    ) -> None:
         queue = tmp_path / "q.ndjson"
         seed = TelemetryClient(TelemetryOptions(queue_path=str(queue)))
         seed.track("x")
@@ -159,7 +179,9 @@ class TestSeveralProcesses:
 
 class TestFork:
     @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-    def test_a_forked_child_gets_its_own_running_sender(self, make_client: MakeClient, receiver: Receiver) -> None:
+    def test_a_forked_child_gets_its_own_running_sender(
+        self, make_client: MakeClient, receiver: Receiver
+    ) -> None:
         client = make_client(endpoint_url=receiver.url, flush_interval_seconds=1)
         client.start()
         client.track("parent", 0)
@@ -187,7 +209,9 @@ class TestFork:
         assert {"parent", "child"} == {e["name"] for e in receiver.events}
         assert 2 == len(receiver.events)
 
-    def test_a_fork_without_hooks_is_caught_by_the_pid_check(self, make_client: MakeClient, receiver: Receiver) -> None:
+    def test_a_fork_without_hooks_is_caught_by_the_pid_check(
+        self, make_client: MakeClient, receiver: Receiver
+    ) -> None:
         code = r"""
 import os, sys, json, time
 from trace_telemetry import TelemetryClient, TelemetryOptions

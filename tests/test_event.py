@@ -77,7 +77,7 @@ class TestExceptionData:
             try:
                 raise KeyError("first")
             except KeyError:
-                raise ValueError("second")  # noqa: B904
+                raise ValueError("second")
         except ValueError as error:
             assert "'first'" == exception_data(error)["innerMessage"]
 
@@ -89,7 +89,11 @@ class TestExceptionData:
 
     def test_a_non_exception_is_described_not_raised_on(self) -> None:
         data = exception_data("just a string")  # type: ignore[arg-type]
-        assert ("just a string", "str", "") == (data["message"], data["exceptionType"], data["stackTrace"])
+        assert ("just a string", "str", "") == (
+            data["message"],
+            data["exceptionType"],
+            data["stackTrace"],
+        )
 
     def test_qualified_name_of_main_module_classes(self) -> None:
         cls = type("Local", (Exception,), {"__module__": "__main__"})

@@ -53,25 +53,45 @@ def handler_config(queue_path: Path, endpoint: str = "", **extra: Any) -> Dict[s
 
 
 def shutdown_root() -> None:
-    logging.config.dictConfig({"version": 1, "disable_existing_loggers": False, "root": {"handlers": [], "level": "WARNING"}})
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "root": {"handlers": [], "level": "WARNING"},
+        }
+    )
 
 
 class TestRecordToEvent:
-    def test_an_info_record_with_extras(self, make_client: MakeClient, queue_path: Path, logger: logging.Logger) -> None:
+    def test_an_info_record_with_extras(
+        self, make_client: MakeClient, queue_path: Path, logger: logging.Logger
+    ) -> None:
         logger.addHandler(TelemetryHandler(client=make_client()))
         logger.info("disk %d%% full", 93, extra={"mount": "/", "free": 7.5})
         (event,) = read_lines(queue_path)
         assert "disk %d%% full" == event["name"]
-        assert {"message": "disk 93% full", "level": "INFO", "logger": logger.name, "mount": "/", "free": 7.5} == event["data"]
+        assert {
+            "message": "disk 93% full",
+            "level": "INFO",
+            "logger": logger.name,
+            "mount": "/",
+            "free": 7.5,
+        } == event["data"]
 
-    def test_the_timestamp_is_the_record_creation_time(self, make_client: MakeClient, queue_path: Path, logger: logging.Logger) -> None:
+    def test_the_timestamp_is_the_record_creation_time(
+        self, make_client: MakeClient, queue_path: Path, logger: logging.Logger
+    ) -> None:
         logger.addHandler(TelemetryHandler(client=make_client()))
-        record = logger.makeRecord(logger.name, logging.INFO, __file__, 1, "at a fixed time", (), None)
+        record = logger.makeRecord(
+            logger.name, logging.INFO, __file__, 1, "at a fixed time", (), None
+        )
         record.created = 1795831454.123456
         logger.handle(record)
         assert "2026-11-28T02:04:14.123456Z" == read_lines(queue_path)[0]["timestampUtc"]
 
-    def test_exception_records_become_exception_events(self, make_client: MakeClient, queue_path: Path, logger: logging.Logger) -> None:
+    def test_exception_records_become_exception_events(
+        self, make_client: MakeClient, queue_path: Path, logger: logging.Logger
+    ) -> None:
         logger.addHandler(TelemetryHandler(client=make_client()))
         try:
             raise KeyError("sku-9")
@@ -87,9 +107,17 @@ class TestRecordToEvent:
         assert ("ERROR", logger.name, "pay") == (data["level"], data["logger"], data["step"])
         assert "exc_info" not in data
 
-    def test_names_can_be_chosen(self, make_client: MakeClient, queue_path: Path, logger: logging.Logger) -> None:
+    def test_names_can_be_chosen(
+        self, make_client: MakeClient, queue_path: Path, logger: logging.Logger
+    ) -> None:
         client = make_client()
-        logger.addHandler(TelemetryHandler(client=client, event_name=lambda r: f"{r.name}:{r.levelname}", exception_event_name="crash"))
+        logger.addHandler(
+            TelemetryHandler(
+                client=client,
+                event_name=lambda r: f"{r.name}:{r.levelname}",
+                exception_event_name="crash",
+            )
+        )
         logger.warning("hello")
         try:
             raise ValueError("x")
@@ -97,31 +125,48 @@ class TestRecordToEvent:
             logger.error("oops", exc_info=True)
         assert [f"{logger.name}:WARNING", "crash"] == [e["name"] for e in read_lines(queue_path)]
 
-    def test_exc_info_without_an_exception_is_a_normal_event(self, make_client: MakeClient, queue_path: Path, logger: logging.Logger) -> None:
+    def test_exc_info_without_an_exception_is_a_normal_event(
+        self, make_client: MakeClient, queue_path: Path, logger: logging.Logger
+    ) -> None:
         logger.addHandler(TelemetryHandler(client=make_client()))
         logger.exception("no exception active")
         assert "no exception active" == read_lines(queue_path)[0]["name"]
 
-    def test_a_dict_message_is_not_modified(self, make_client: MakeClient, queue_path: Path, logger: logging.Logger) -> None:
+    def test_a_dict_message_is_not_modified(
+        self, make_client: MakeClient, queue_path: Path, logger: logging.Logger
+    ) -> None:
         logger.addHandler(TelemetryHandler(client=make_client()))
         payload = {"order": 1}
         logger.info(payload)
         assert {"order": 1} == payload
         assert 1 == read_lines(queue_path)[0]["data"]["order"]
 
-    def test_non_json_extras_are_made_safe(self, make_client: MakeClient, queue_path: Path, logger: logging.Logger) -> None:
+    def test_non_json_extras_are_made_safe(
+        self, make_client: MakeClient, queue_path: Path, logger: logging.Logger
+    ) -> None:
         logger.addHandler(TelemetryHandler(client=make_client()))
-        logger.info("odd", extra={"when": __import__("datetime").date(2026, 1, 2), "nan": float("nan"), "obj": object})
+        logger.info(
+            "odd",
+            extra={
+                "when": __import__("datetime").date(2026, 1, 2),
+                "nan": float("nan"),
+                "obj": object,
+            },
+        )
         data = read_lines(queue_path)[0]["data"]
         assert ("2026-01-02", None, "<class 'object'>") == (data["when"], data["nan"], data["obj"])
 
 
 class TestJsonFormatter:
-    def test_a_configured_json_formatter_shapes_data(self, queue_path: Path, logger: logging.Logger) -> None:
+    def test_a_configured_json_formatter_shapes_data(
+        self, queue_path: Path, logger: logging.Logger
+    ) -> None:
         config = handler_config(queue_path)
         config["formatters"] = {
             "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter" if _has_json_module() else "pythonjsonlogger.jsonlogger.JsonFormatter",
+                "()": "pythonjsonlogger.json.JsonFormatter"
+                if _has_json_module()
+                else "pythonjsonlogger.jsonlogger.JsonFormatter",
                 "fmt": "%(levelname)s %(name)s %(message)s %(funcName)s",
                 "rename_fields": {"levelname": "severity"},
                 "static_fields": {"service": "shop"},
@@ -137,14 +182,23 @@ class TestJsonFormatter:
             log.exception("could not save")
         shutdown_root()
         info, error = read_lines(queue_path)
-        assert {"severity": "INFO", "name": "shop.orders", "message": "order 42 placed", "funcName": "test_a_configured_json_formatter_shapes_data", "service": "shop", "order_id": 42} == info["data"]
+        assert {
+            "severity": "INFO",
+            "name": "shop.orders",
+            "message": "order 42 placed",
+            "funcName": "test_a_configured_json_formatter_shapes_data",
+            "service": "shop",
+            "order_id": 42,
+        } == info["data"]
         assert "db down" == error["data"]["message"]
         assert "could not save" == error["data"]["logMessage"]
         assert ("ERROR", "shop") == (error["data"]["severity"], error["data"]["service"])
         assert "exc_info" not in error["data"]
         assert "RuntimeError: db down" in error["data"]["stackTrace"]
 
-    def test_a_plain_formatter_formats_the_message(self, make_client: MakeClient, queue_path: Path, logger: logging.Logger) -> None:
+    def test_a_plain_formatter_formats_the_message(
+        self, make_client: MakeClient, queue_path: Path, logger: logging.Logger
+    ) -> None:
         handler = TelemetryHandler(client=make_client())
         handler.setFormatter(logging.Formatter("[%(levelname)s] %(message)s"))
         logger.addHandler(handler)
@@ -161,7 +215,9 @@ def _has_json_module() -> bool:
 
 
 class TestDictConfig:
-    def test_option_keywords_build_an_owned_started_client(self, queue_path: Path, receiver: Receiver) -> None:
+    def test_option_keywords_build_an_owned_started_client(
+        self, queue_path: Path, receiver: Receiver
+    ) -> None:
         logging.config.dictConfig(handler_config(queue_path, receiver.url))
         handler = logging.getLogger().handlers[0]
         assert isinstance(handler, TelemetryHandler)
@@ -174,9 +230,13 @@ class TestDictConfig:
         assert ["via dictConfig"] == [e["name"] for e in receiver.events]
         assert "shop" == receiver.events[0]["applicationName"]
 
-    def test_handlers_on_the_same_queue_share_one_client(self, queue_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    def test_handlers_on_the_same_queue_share_one_client(
+        self, queue_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
         config = handler_config(queue_path)
-        config["handlers"]["second"] = dict(config["handlers"]["telemetry"], application_name="other")
+        config["handlers"]["second"] = dict(
+            config["handlers"]["telemetry"], application_name="other"
+        )
         config["root"]["handlers"] = ["telemetry", "second"]
         with caplog.at_level(logging.WARNING, logger="trace_telemetry"):
             logging.config.dictConfig(config)
@@ -185,15 +245,24 @@ class TestDictConfig:
         assert any("first configuration wins" in r.getMessage() for r in caplog.records)
         shutdown_root()
 
-    def test_an_existing_client_by_ext_reference(self, queue_path: Path, make_client: MakeClient) -> None:
+    def test_an_existing_client_by_ext_reference(
+        self, queue_path: Path, make_client: MakeClient
+    ) -> None:
         import tests
 
         tests.shared_client = make_client()  # type: ignore[attr-defined]
-        logging.config.dictConfig({
-            "version": 1,
-            "handlers": {"t": {"class": "trace_telemetry.TelemetryHandler", "client": "ext://tests.shared_client"}},
-            "root": {"handlers": ["t"], "level": "INFO"},
-        })
+        logging.config.dictConfig(
+            {
+                "version": 1,
+                "handlers": {
+                    "t": {
+                        "class": "trace_telemetry.TelemetryHandler",
+                        "client": "ext://tests.shared_client",
+                    }
+                },
+                "root": {"handlers": ["t"], "level": "INFO"},
+            }
+        )
         logging.getLogger("x").info("to the shared client")
         shutdown_root()
         assert ["to the shared client"] == [e["name"] for e in read_lines(queue_path)]
@@ -207,11 +276,15 @@ class TestDictConfig:
         assert "endpoint_url" in str(info.value.__cause__)
         assert "'ftp://nope'" in str(info.value.__cause__)
         with pytest.raises(ValueError, match="not both"):
-            TelemetryHandler(client=TelemetryClient(TelemetryOptions(queue_path=str(queue_path))), endpoint_url="http://x")
+            TelemetryHandler(
+                client=TelemetryClient(TelemetryOptions(queue_path=str(queue_path))),
+                endpoint_url="http://x",
+            )
 
     def test_file_config(self, tmp_path: Path, queue_path: Path) -> None:
         ini = tmp_path / "logging.ini"
-        ini.write_text(textwrap.dedent(f"""
+        ini.write_text(
+            textwrap.dedent(f"""
             [loggers]
             keys=root
             [handlers]
@@ -226,7 +299,8 @@ class TestDictConfig:
             level=INFO
             args=()
             kwargs={{"queue_path": {str(queue_path)!r}, "application_name": "ini"}}
-        """))
+        """)
+        )
         logging.config.fileConfig(str(ini), disable_existing_loggers=False)
         logging.getLogger("app").info("from fileConfig")
         shutdown_root()
@@ -235,7 +309,9 @@ class TestDictConfig:
 
 
 class TestNoFeedbackLoop:
-    def test_a_root_handler_at_debug_does_not_record_its_own_traffic(self, queue_path: Path, receiver: Receiver) -> None:
+    def test_a_root_handler_at_debug_does_not_record_its_own_traffic(
+        self, queue_path: Path, receiver: Receiver
+    ) -> None:
         logging.config.dictConfig(handler_config(queue_path, receiver.url, level="DEBUG"))
         logging.getLogger("app").debug("one")
         logging.getLogger("trace_telemetry").warning("sdk talking")
@@ -249,7 +325,9 @@ class TestNoFeedbackLoop:
 
 
 class TestNoDeadlock:
-    def test_reconfiguring_while_a_send_is_stuck_returns_promptly(self, queue_path: Path, receiver: Receiver, behaviour: Behaviour) -> None:
+    def test_reconfiguring_while_a_send_is_stuck_returns_promptly(
+        self, queue_path: Path, receiver: Receiver, behaviour: Behaviour
+    ) -> None:
         behaviour.release.clear()  # the server hangs
         logging.config.dictConfig(handler_config(queue_path, receiver.url, timeout_seconds=30))
         logging.getLogger("app").error("stuck")
@@ -271,7 +349,9 @@ class TestNoDeadlock:
         assert time.monotonic() - started < 5
         assert 1 == TelemetryClient(TelemetryOptions(queue_path=str(queue_path))).queued_count
 
-    def test_close_never_joins_a_sender_waiting_for_the_logging_lock(self, tmp_path: Path, receiver: Receiver) -> None:
+    def test_close_never_joins_a_sender_waiting_for_the_logging_lock(
+        self, tmp_path: Path, receiver: Receiver
+    ) -> None:
         code = r"""
 import logging, logging.config, sys, threading, time
 from trace_telemetry import TelemetryHandler
@@ -290,7 +370,9 @@ with lock:  # what dictConfig holds while it closes old handlers
         assert float(result.stdout) < 3.0
 
 
-def test_emit_never_raises_even_if_the_formatter_does(make_client: MakeClient, logger: logging.Logger) -> None:
+def test_emit_never_raises_even_if_the_formatter_does(
+    make_client: MakeClient, logger: logging.Logger
+) -> None:
     class Broken(logging.Formatter):
         def format(self, record: logging.LogRecord) -> str:
             raise RuntimeError("formatter bug")

@@ -27,13 +27,32 @@ class TestDefaults:
 
 
 class TestValidation:
-    @pytest.mark.parametrize("url", ["http://[::1", "ftp://x", "not a url", "http://", "https:///path", "http://host:99999/x", "http://exa mple.com/"])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "http://[::1",
+            "ftp://x",
+            "not a url",
+            "http://",
+            "https:///path",
+            "http://host:99999/x",
+            "http://exa mple.com/",
+        ],
+    )
     def test_a_bad_endpoint_names_the_option_and_the_value(self, url: str) -> None:
         with pytest.raises(ValueError, match="endpoint_url") as info:
             TelemetryOptions(endpoint_url=url)
         assert repr(url) in str(info.value)
 
-    @pytest.mark.parametrize("url", ["", "http://127.0.0.1:8080/telemetry", "https://api.example.com/t?x=1", "http://[::1]:80/"])
+    @pytest.mark.parametrize(
+        "url",
+        [
+            "",
+            "http://127.0.0.1:8080/telemetry",
+            "https://api.example.com/t?x=1",
+            "http://[::1]:80/",
+        ],
+    )
     def test_good_endpoints_are_accepted(self, url: str) -> None:
         assert url == TelemetryOptions(endpoint_url=url).endpoint_url
 
@@ -59,7 +78,9 @@ class TestValidation:
             ("before_send", "not callable"),
         ],
     )
-    def test_invalid_values_raise_value_error_naming_the_option(self, option: str, value: object) -> None:
+    def test_invalid_values_raise_value_error_naming_the_option(
+        self, option: str, value: object
+    ) -> None:
         with pytest.raises(ValueError, match=option):
             TelemetryOptions(**{option: value})
 
@@ -76,7 +97,10 @@ class TestValidation:
         assert ("MeuServico", "1.0.0") == (options.application_name, options.application_version)
 
     def test_path_like_queue_path_is_accepted(self, tmp_path: Path) -> None:
-        assert str(tmp_path / "q.ndjson") == TelemetryOptions(queue_path=tmp_path / "q.ndjson").queue_path
+        assert (
+            str(tmp_path / "q.ndjson")
+            == TelemetryOptions(queue_path=tmp_path / "q.ndjson").queue_path
+        )
 
     def test_an_api_key_with_a_newline_is_refused_without_echoing_it(self) -> None:
         with pytest.raises(ValueError, match="api_key") as info:

@@ -39,7 +39,9 @@ class Capture:
 
 
 class TestPlainStructlog:
-    def test_events_are_recorded_and_passed_on_unchanged(self, make_client: MakeClient, queue_path: Path) -> None:
+    def test_events_are_recorded_and_passed_on_unchanged(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
         capture = Capture()
         structlog.configure(
             processors=[
@@ -54,10 +56,27 @@ class TestPlainStructlog:
         log.info("purchase", amount=99.9, items={"a", "b"})
         (event,) = read_lines(queue_path)
         assert "purchase" == event["name"]
-        assert {"request_id": "r-1", "user": "u1", "amount": 99.9, "items": ["a", "b"], "level": "info"} == event["data"]
-        assert [{"request_id": "r-1", "user": "u1", "amount": 99.9, "items": {"a", "b"}, "level": "info", "event": "purchase"}] == capture.seen
+        assert {
+            "request_id": "r-1",
+            "user": "u1",
+            "amount": 99.9,
+            "items": ["a", "b"],
+            "level": "info",
+        } == event["data"]
+        assert [
+            {
+                "request_id": "r-1",
+                "user": "u1",
+                "amount": 99.9,
+                "items": {"a", "b"},
+                "level": "info",
+                "event": "purchase",
+            }
+        ] == capture.seen
 
-    def test_drop_makes_a_telemetry_only_pipeline(self, make_client: MakeClient, queue_path: Path) -> None:
+    def test_drop_makes_a_telemetry_only_pipeline(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
         capture = Capture()
         structlog.configure(processors=[TelemetryProcessor(make_client(), drop=True), capture])
         structlog.get_logger().info("only telemetry")
@@ -65,8 +84,16 @@ class TestPlainStructlog:
         assert ["only telemetry"] == [e["name"] for e in read_lines(queue_path)]
 
     @pytest.mark.parametrize("form", ["true", "exception", "tuple"])
-    def test_exc_info_makes_an_exception_event(self, form: str, make_client: MakeClient, queue_path: Path) -> None:
-        structlog.configure(processors=[structlog.processors.add_log_level, TelemetryProcessor(make_client()), Capture()])
+    def test_exc_info_makes_an_exception_event(
+        self, form: str, make_client: MakeClient, queue_path: Path
+    ) -> None:
+        structlog.configure(
+            processors=[
+                structlog.processors.add_log_level,
+                TelemetryProcessor(make_client()),
+                Capture(),
+            ]
+        )
         log = structlog.get_logger()
         try:
             raise ValueError("bad sku")
@@ -82,12 +109,26 @@ class TestPlainStructlog:
         (event,) = read_lines(queue_path)
         data = event["data"]
         assert "exception" == event["name"]
-        assert ("bad sku", "ValueError", "checkout failed", "pay", "error") == (data["message"], data["exceptionType"], data["logMessage"], data["step"], data["level"])
+        assert ("bad sku", "ValueError", "checkout failed", "pay", "error") == (
+            data["message"],
+            data["exceptionType"],
+            data["logMessage"],
+            data["step"],
+            data["level"],
+        )
         assert 'raise ValueError("bad sku")' in data["stackTrace"]
         assert "exc_info" not in data
 
-    def test_after_format_exc_info_the_rendered_text_is_used(self, make_client: MakeClient, queue_path: Path) -> None:
-        structlog.configure(processors=[structlog.processors.format_exc_info, TelemetryProcessor(make_client()), Capture()])
+    def test_after_format_exc_info_the_rendered_text_is_used(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
+        structlog.configure(
+            processors=[
+                structlog.processors.format_exc_info,
+                TelemetryProcessor(make_client()),
+                Capture(),
+            ]
+        )
 
         class PaymentError(Exception):
             pass
@@ -104,36 +145,53 @@ class TestPlainStructlog:
         assert data["stackTrace"].startswith("Traceback (most recent call last):")
         assert "exception" not in data
 
-    def test_a_non_serializable_value_never_breaks_the_chain(self, make_client: MakeClient, queue_path: Path) -> None:
+    def test_a_non_serializable_value_never_breaks_the_chain(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
         capture = Capture()
         structlog.configure(processors=[TelemetryProcessor(make_client()), capture])
         loop: dict = {}
         loop["me"] = loop
         structlog.get_logger().info("weird", loop=loop, nan=float("nan"))
         assert 1 == len(capture.seen)
-        assert {"loop": {"me": "<circular reference>"}, "nan": None} == read_lines(queue_path)[0]["data"]
+        assert {"loop": {"me": "<circular reference>"}, "nan": None} == read_lines(queue_path)[0][
+            "data"
+        ]
 
 
 class TestStdlibIntegration:
-    def test_structlog_stdlib_with_processor_formatter(self, make_client: MakeClient, queue_path: Path, tmp_path: Path) -> None:
+    def test_structlog_stdlib_with_processor_formatter(
+        self, make_client: MakeClient, queue_path: Path, tmp_path: Path
+    ) -> None:
         client = make_client()
         log_file = tmp_path / "app.log"
-        logging.config.dictConfig({
-            "version": 1,
-            "disable_existing_loggers": False,
-            "formatters": {
-                "plain": {
-                    "()": structlog.stdlib.ProcessorFormatter,
-                    "processors": [
-                        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                        structlog.processors.JSONRenderer(),
-                    ],
-                    "foreign_pre_chain": [structlog.stdlib.add_log_level, TelemetryProcessor(client)],
-                }
-            },
-            "handlers": {"file": {"class": "logging.FileHandler", "filename": str(log_file), "formatter": "plain"}},
-            "loggers": {"": {"handlers": ["file"], "level": "INFO"}},
-        })
+        logging.config.dictConfig(
+            {
+                "version": 1,
+                "disable_existing_loggers": False,
+                "formatters": {
+                    "plain": {
+                        "()": structlog.stdlib.ProcessorFormatter,
+                        "processors": [
+                            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                            structlog.processors.JSONRenderer(),
+                        ],
+                        "foreign_pre_chain": [
+                            structlog.stdlib.add_log_level,
+                            TelemetryProcessor(client),
+                        ],
+                    }
+                },
+                "handlers": {
+                    "file": {
+                        "class": "logging.FileHandler",
+                        "filename": str(log_file),
+                        "formatter": "plain",
+                    }
+                },
+                "loggers": {"": {"handlers": ["file"], "level": "INFO"}},
+            }
+        )
         structlog.configure(
             processors=[
                 structlog.stdlib.add_log_level,
@@ -146,7 +204,9 @@ class TestStdlibIntegration:
         )
         structlog.get_logger("shop").info("structured", order=7)
         logging.getLogger("legacy").warning("foreign %s", "record")
-        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False, "root": {"handlers": []}})
+        logging.config.dictConfig(
+            {"version": 1, "disable_existing_loggers": False, "root": {"handlers": []}}
+        )
         events = read_lines(queue_path)
         assert ["structured", "foreign record"] == [e["name"] for e in events]
         assert {"order": 7, "level": "info", "logger": "shop"} == events[0]["data"]
@@ -156,7 +216,9 @@ class TestStdlibIntegration:
 
 
 class TestOptions:
-    def test_option_keywords_share_the_process_client(self, queue_path: Path, receiver: Receiver) -> None:
+    def test_option_keywords_share_the_process_client(
+        self, queue_path: Path, receiver: Receiver
+    ) -> None:
         first = TelemetryProcessor(queue_path=str(queue_path), endpoint_url=receiver.url)
         second = TelemetryProcessor(queue_path=str(queue_path), endpoint_url=receiver.url)
         assert first.client is second.client

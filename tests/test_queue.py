@@ -50,9 +50,13 @@ class TestValidation:
 
 
 class TestCorruptLines:
-    def test_garbage_lines_move_to_corrupt_and_never_block_the_queue(self, make_client: MakeClient, receiver: Receiver, queue_path: Path) -> None:
+    def test_garbage_lines_move_to_corrupt_and_never_block_the_queue(
+        self, make_client: MakeClient, receiver: Receiver, queue_path: Path
+    ) -> None:
         client = make_client(endpoint_url=receiver.url, batch_size=5)
-        with open(queue_path.parent.mkdir(parents=True, exist_ok=True) or queue_path, "wb") as handle:
+        with open(
+            queue_path.parent.mkdir(parents=True, exist_ok=True) or queue_path, "wb"
+        ) as handle:
             handle.write(b"garbage one\n" * 12)  # more than a whole batch of garbage at the head
             handle.write(b"\n{not json\n")
         client.track("ok", 1)
@@ -67,7 +71,9 @@ class TestCorruptLines:
         assert 15 == client.stats()["corrupt"]
         assert 0 == client.queued_count
 
-    def test_a_torn_tail_is_repaired_so_the_next_event_is_not_glued(self, make_client: MakeClient, receiver: Receiver, queue_path: Path) -> None:
+    def test_a_torn_tail_is_repaired_so_the_next_event_is_not_glued(
+        self, make_client: MakeClient, receiver: Receiver, queue_path: Path
+    ) -> None:
         first = make_client()
         first.track("before", 1)
         first.close()
@@ -77,9 +83,13 @@ class TestCorruptLines:
         client.track("after", 2)
         assert client.flush(timeout=10)
         assert [1, 2] == [e["data"] for e in receiver.events]
-        assert [b'{"id":"abc","name":"torn"'] == side(queue_path, ".corrupt").read_bytes().splitlines()
+        assert [b'{"id":"abc","name":"torn"'] == side(
+            queue_path, ".corrupt"
+        ).read_bytes().splitlines()
 
-    def test_a_torn_tail_left_while_the_process_runs_is_repaired_by_the_sender(self, make_client: MakeClient, receiver: Receiver, queue_path: Path) -> None:
+    def test_a_torn_tail_left_while_the_process_runs_is_repaired_by_the_sender(
+        self, make_client: MakeClient, receiver: Receiver, queue_path: Path
+    ) -> None:
         client = make_client(endpoint_url=receiver.url)
         client.track("a", 1)
         with open(queue_path, "ab") as handle:
@@ -90,7 +100,9 @@ class TestCorruptLines:
         assert [1, 2] == [e["data"] for e in receiver.events]
         assert [b'{"torn'] == side(queue_path, ".corrupt").read_bytes().splitlines()
 
-    def test_an_enormous_line_is_streamed_to_corrupt(self, make_client: MakeClient, receiver: Receiver, queue_path: Path) -> None:
+    def test_an_enormous_line_is_streamed_to_corrupt(
+        self, make_client: MakeClient, receiver: Receiver, queue_path: Path
+    ) -> None:
         client = make_client(endpoint_url=receiver.url, max_event_bytes=1024)
         queue_path.parent.mkdir(parents=True, exist_ok=True)
         queue_path.write_bytes(b"x" * (5 << 20) + b"\n")
@@ -101,7 +113,9 @@ class TestCorruptLines:
 
 
 class TestCompaction:
-    def test_a_drained_queue_file_is_emptied(self, make_client: MakeClient, receiver: Receiver, queue_path: Path) -> None:
+    def test_a_drained_queue_file_is_emptied(
+        self, make_client: MakeClient, receiver: Receiver, queue_path: Path
+    ) -> None:
         client = make_client(endpoint_url=receiver.url)
         for index in range(50):
             client.track("e", index)
@@ -112,7 +126,9 @@ class TestCompaction:
         assert 1 == client.queued_count
         assert [50] == [e["data"] for e in read_lines(queue_path)]
 
-    def test_a_half_consumed_big_file_is_compacted_keeping_the_rest(self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path) -> None:
+    def test_a_half_consumed_big_file_is_compacted_keeping_the_rest(
+        self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path
+    ) -> None:
         client = make_client(endpoint_url=receiver.url, batch_size=500)
         payload = "p" * 900
         count = (3 * COMPACT_MIN_BYTES) // 1000
@@ -138,7 +154,9 @@ class TestCompaction:
 
 
 class TestCap:
-    def test_the_oldest_events_are_dropped_to_respect_max_queue_bytes(self, make_client: MakeClient, queue_path: Path) -> None:
+    def test_the_oldest_events_are_dropped_to_respect_max_queue_bytes(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
         client = make_client(max_queue_bytes=64 * 1024)
         for index in range(2000):
             client.track("e", {"i": index, "pad": "x" * 100})
@@ -150,14 +168,18 @@ class TestCap:
         assert 2000 - len(kept) == client.stats()["dropped"]["queue_full"]
         assert len(kept) == client.queued_count
 
-    def test_an_event_larger_than_the_cap_is_counted(self, make_client: MakeClient, queue_path: Path) -> None:
+    def test_an_event_larger_than_the_cap_is_counted(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
         client = make_client(max_queue_bytes=2000, max_event_bytes=4096)
         client.track("big", "x" * 3000)
         assert {"event_larger_than_queue": 1} == client.stats()["dropped"]
 
 
 class TestCounting:
-    def test_queued_count_follows_appends_and_sends(self, make_client: MakeClient, receiver: Receiver) -> None:
+    def test_queued_count_follows_appends_and_sends(
+        self, make_client: MakeClient, receiver: Receiver
+    ) -> None:
         client = make_client(endpoint_url=receiver.url, batch_size=10)
         assert 0 == client.queued_count
         for index in range(25):
@@ -190,7 +212,18 @@ class QueueMachine(RuleBasedStateMachine):
         self.queue = FileQueue(self.path, 0, Stats(), max_line=1 << 20)
 
     def line(self, value: int) -> bytes:
-        event = {"id": "%032x" % value, "name": "n", "timestampUtc": "t", "data": value, "applicationName": "", "applicationVersion": "", "machineName": "", "osDescription": "", "ipAddress": "", "countryCode": ""}
+        event = {
+            "id": f"{value:032x}",
+            "name": "n",
+            "timestampUtc": "t",
+            "data": value,
+            "applicationName": "",
+            "applicationVersion": "",
+            "machineName": "",
+            "osDescription": "",
+            "ipAddress": "",
+            "countryCode": "",
+        }
         return json.dumps(event).encode() + b"\n"
 
     @rule(count=st.integers(1, 30))
@@ -225,14 +258,35 @@ class QueueMachine(RuleBasedStateMachine):
     def nothing_lost_nothing_duplicated(self) -> None:
         if not hasattr(self, "queue"):
             return
-        pending = [json.loads(line)["data"] for line in open(self.path, "rb").read().splitlines() if is_valid_event_line(line)] if os.path.exists(self.path) else []
-        with self.queue.session(1.0) as session:
+        pending = (
+            [
+                json.loads(line)["data"]
+                for line in open(self.path, "rb").read().splitlines()
+                if is_valid_event_line(line)
+            ]
+            if os.path.exists(self.path)
+            else []
+        )
+        with self.queue.session(1.0):
             head = self.queue._head.offset
-        remaining = [json.loads(line)["data"] for line in open(self.path, "rb").read()[head:].splitlines() if is_valid_event_line(line)] if os.path.exists(self.path) else []
+        remaining = (
+            [
+                json.loads(line)["data"]
+                for line in open(self.path, "rb").read()[head:].splitlines()
+                if is_valid_event_line(line)
+            ]
+            if os.path.exists(self.path)
+            else []
+        )
         assert self.expected == self.delivered + remaining
         assert set(remaining) <= set(pending)
         assert self.queue.pending_count() >= len(remaining)
 
 
 TestQueueMachine = QueueMachine.TestCase
-TestQueueMachine.settings = settings(max_examples=40, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+TestQueueMachine.settings = settings(
+    max_examples=40,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)

@@ -155,15 +155,13 @@ class TestHostileValues:
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary()
 any_values = st.recursive(
-    json_scalars
-    | st.datetimes()
-    | st.decimals()
-    | st.uuids()
-    | st.sampled_from(list(Color)),
-    lambda children: st.lists(children)
-    | st.dictionaries(st.text() | st.integers() | st.none(), children)
-    | st.tuples(children, children)
-    | st.frozensets(st.integers()),
+    json_scalars | st.datetimes() | st.decimals() | st.uuids() | st.sampled_from(list(Color)),
+    lambda children: (
+        st.lists(children)
+        | st.dictionaries(st.text() | st.integers() | st.none(), children)
+        | st.tuples(children, children)
+        | st.frozensets(st.integers())
+    ),
     max_leaves=30,
 )
 
@@ -175,7 +173,20 @@ class TestProperties:
         strict_loads(encode(value))
 
     @settings(max_examples=200, deadline=None)
-    @given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(alphabet=st.characters(blacklist_categories=("Cs",))) | st.floats(allow_nan=False, allow_infinity=False), lambda c: st.lists(c) | st.dictionaries(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), c), max_leaves=20))
+    @given(
+        st.recursive(
+            st.none()
+            | st.booleans()
+            | st.integers()
+            | st.text(alphabet=st.characters(blacklist_categories=("Cs",)))
+            | st.floats(allow_nan=False, allow_infinity=False),
+            lambda c: (
+                st.lists(c)
+                | st.dictionaries(st.text(alphabet=st.characters(blacklist_categories=("Cs",))), c)
+            ),
+            max_leaves=20,
+        )
+    )
     def test_plain_json_values_round_trip_unchanged(self, value: Any) -> None:
         assert value == strict_loads(encode(value))
         assert value == to_jsonable(value)

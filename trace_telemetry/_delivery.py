@@ -41,6 +41,7 @@ class Delivery:
         queue: FileQueue,
         post: PostFunction,
         stats: Stats,
+        *,
         batch_size: int,
         interval: float,
         timeout: float,

@@ -31,6 +31,7 @@ incrementally.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -136,28 +137,21 @@ class FileQueue:
         """
         if self._pid == os.getpid():
             return
-        for fd in self._descriptors():
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        self._close_descriptors(_FD_NAMES)
         self._init_process_state()
 
-    def _descriptors(self) -> List[int]:
-        return [getattr(self, name) for name in _FD_NAMES if getattr(self, name) >= 0]
+    def _close_descriptors(self, names: Tuple[str, ...]) -> None:
+        for name in names:
+            fd = getattr(self, name)
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                setattr(self, name, -1)
 
     def close(self) -> None:
         """Close every descriptor; the queue reopens them on next use."""
         with self._append_lock, self._session_lock, self._count_lock:
-            for name in _FD_NAMES:
-                fd = getattr(self, name)
-                if fd >= 0:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-                    setattr(self, name, -1)
+            self._close_descriptors(_FD_NAMES)
             self._read_inode = self._count_inode = -1
 
     # -- appending (the track() path) --------------------------------------
@@ -250,14 +244,7 @@ class FileQueue:
 
     def _reset_append_fds(self) -> None:
         with self._append_lock:
-            for name in ("_append_fd", "_lock_fd"):
-                fd = getattr(self, name)
-                if fd >= 0:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
-                    setattr(self, name, -1)
+            self._close_descriptors(("_append_fd", "_lock_fd"))
 
     # -- counting ------------------------------------------------------------
 
@@ -293,7 +280,6 @@ class FileQueue:
             state = _read_state(self._count_state_fd)
             consumed = state.lines if state is not None and state.inode == self._count_inode else 0
             return max(0, self._count_lines - consumed)
-
 
     # -- the sender's side -----------------------------------------------------
 
@@ -409,7 +395,7 @@ class FileQueue:
                 self.stats.drop(
                     "queue_full",
                     dropped,
-                    detail=f"oldest events dropped to keep the queue under max_queue_bytes={self.max_bytes}",
+                    detail=f"oldest events dropped to stay under max_queue_bytes={self.max_bytes}",
                 )
             self._write_state(QueueState(head.inode, boundary, head.lines + dropped, 0))
         self._compact()
@@ -446,10 +432,8 @@ class FileQueue:
             self._sync_head()
             head = self._head
             size = os.fstat(self._read_fd).st_size
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
-            except FileNotFoundError:
-                pass
             fd = _fileio.open_private(temp, os.O_RDWR | os.O_APPEND)
             try:
                 _fileio.copy_range(self._read_fd, fd, head.offset, size)
@@ -576,9 +560,9 @@ class QueueSession:
                 corrupt, corrupt_lines = [], 0
         if corrupt_lines:
             self._move_corrupt(corrupt, corrupt_lines, corrupt_end)
-        if not events and not corrupt_lines and not limited:
-            if os.fstat(queue._read_fd).st_size > last_end:
-                queue._repair_unterminated_tail()
+        unread = os.fstat(queue._read_fd).st_size > last_end
+        if not events and not corrupt_lines and not limited and unread:
+            queue._repair_unterminated_tail()
         return events
 
     def _move_corrupt(self, lines: List[bytes], count: int, end: int) -> None:

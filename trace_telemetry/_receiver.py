@@ -67,7 +67,8 @@ class Receiver(ThreadingHTTPServer):
     @property
     def url(self) -> str:
         host, port = self.server_address[:2]
-        return f"http://{host}:{port}/telemetry"
+        text = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{text}:{port}/telemetry"
 
     def start(self) -> "Receiver":
         self._thread = threading.Thread(
@@ -98,7 +99,7 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         """Quiet: the receiver reports through ``on_batch``."""
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
         headers = {key: value for key, value in self.headers.items()}
@@ -113,7 +114,7 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             self._answer(400, {}, b'{"error":"body must be a JSON array of events"}')
             return
-        status, extra_headers = 200, {}
+        status, extra_headers = 200, {}  # type: Tuple[int, Dict[str, str]]
         if server.responder is not None:
             decided = server.responder(events, headers)
             if decided is not None:
@@ -125,7 +126,9 @@ class _Handler(BaseHTTPRequestHandler):
                 server.events.extend(events)
         if 200 <= status < 300 and server.on_batch is not None:
             server.on_batch(record)
-        self._answer(status, extra_headers, b'{"accepted":%d}' % len(events) if status < 300 else b"{}")
+        self._answer(
+            status, extra_headers, b'{"accepted":%d}' % len(events) if status < 300 else b"{}"
+        )
 
     def _answer(self, status: int, headers: Dict[str, str], body: bytes) -> None:
         self.send_response(status)

@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional
 try:  # python-json-logger >= 3
     from pythonjsonlogger.json import JsonFormatter
 except ImportError:  # pragma: no cover - python-json-logger 2.x
-    from pythonjsonlogger.jsonlogger import JsonFormatter
+    from pythonjsonlogger.jsonlogger import JsonFormatter  # type: ignore[attr-defined,no-redef,unused-ignore]
 
 __all__ = ["default_formatter", "is_json_formatter", "record_fields"]
 
@@ -29,8 +29,10 @@ def default_formatter() -> logging.Formatter:
 
 def is_json_formatter(formatter: Optional[logging.Formatter]) -> bool:
     """True for python-json-logger formatters (any version)."""
-    return formatter is not None and hasattr(formatter, "add_fields") and hasattr(
-        formatter, "process_log_record"
+    return (
+        formatter is not None
+        and hasattr(formatter, "add_fields")
+        and hasattr(formatter, "process_log_record")
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import contextlib
 import dataclasses
 import datetime
 import decimal
@@ -41,7 +42,7 @@ def encode(value: Any) -> bytes:
     """
     try:
         return _fast_encode(value).encode("utf-8")
-    except Exception:  # noqa: BLE001 - any failure means "repair the value"
+    except Exception:  # noqa: BLE001, S110 - any failure means "repair the value"
         pass
     try:
         return _fast_encode(to_jsonable(value)).encode("utf-8")
@@ -57,7 +58,7 @@ def to_jsonable(value: Any) -> Any:
     return _convert(value, 0, set())
 
 
-def _convert(value: Any, depth: int, active: Set[int]) -> Any:  # noqa: C901, PLR0911, PLR0912
+def _convert(value: Any, depth: int, active: Set[int]) -> Any:  # noqa: PLR0911, PLR0912
     if value is None or value is True or value is False:
         return value
     kind = type(value)
@@ -89,9 +90,7 @@ def _convert(value: Any, depth: int, active: Set[int]) -> Any:  # noqa: C901, PL
     return _convert_scalar(value)
 
 
-def _convert_mapping(
-    value: Any, depth: int, active: Set[int], owner: Any = None
-) -> Any:
+def _convert_mapping(value: Any, depth: int, active: Set[int], owner: Any = None) -> Any:
     marker = id(owner if owner is not None else value)
     if marker in active:
         return CIRCULAR
@@ -115,10 +114,8 @@ def _convert_sequence(value: Any, depth: int, active: Set[int]) -> Any:
     try:
         items = list(value)
         if isinstance(value, (set, frozenset)):
-            try:
+            with contextlib.suppress(TypeError):
                 items.sort()
-            except TypeError:
-                pass
         return [_convert(item, depth + 1, active) for item in items]
     finally:
         active.discard(marker)

@@ -6,6 +6,7 @@ not when ``trace_telemetry`` is imported.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import time
 from typing import TYPE_CHECKING, NamedTuple, Optional
@@ -78,10 +79,8 @@ class HttpTransport:
     def close(self) -> None:
         session, self._session = self._session, None
         if session is not None:
-            try:
+            with contextlib.suppress(Exception):
                 session.close()
-            except Exception:  # noqa: BLE001, S110
-                pass
 
     def forget(self) -> None:
         """Drop the session without closing it (its sockets belong to the parent after fork)."""

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
 from typing import Any, Dict, Optional, overload
 
-from . import _event
 from ._delivery import Delivery
 from ._event import EVENT_KEYS, exception_data, format_timestamp, new_event_id
 from ._host import host_info
@@ -212,7 +212,7 @@ class TelemetryClient:
             if self._pid != _getpid():
                 self._check_fork()
             host = self._host
-            event: Optional[Dict[str, Any]] = {
+            event = {
                 "id": new_event_id(),
                 "name": name if type(name) is str else _event_name(name),
                 "timestampUtc": format_timestamp(created),
@@ -225,9 +225,10 @@ class TelemetryClient:
                 "countryCode": "",
             }
             if self._before_send is not None:
-                event = self._scrub(event)
-                if event is None:
+                scrubbed = self._scrub(event)
+                if scrubbed is None:
                     return False
+                event = scrubbed
             line = encode(event) + b"\n"
             if len(line) > self._max_event_bytes:
                 line = self._shrink(event)
@@ -352,10 +353,8 @@ def _event_name(name: Any) -> str:
 
 def _after_fork_in_child() -> None:
     for client in list(_clients):
-        try:
+        with contextlib.suppress(Exception):  # never break the child
             client._check_fork()
-        except Exception:  # noqa: BLE001, S110 - never break the child
-            pass
 
 
 if hasattr(os, "register_at_fork"):

@@ -77,7 +77,11 @@ class TelemetryHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> Any:
         """Filter, then emit without the handler lock: the client is thread-safe."""
-        if record.name == _OWN_LOGGER or record.name.startswith("trace_telemetry.") or in_sdk_work():
+        if (
+            record.name == _OWN_LOGGER
+            or record.name.startswith("trace_telemetry.")
+            or in_sdk_work()
+        ):
             return False  # the SDK's own records never loop back in
         result = self.filter(record)
         if isinstance(result, logging.LogRecord):
@@ -142,4 +146,3 @@ class TelemetryHandler(logging.Handler):
     def __repr__(self) -> str:
         level = logging.getLevelName(self.level)
         return f"<TelemetryHandler ({level}) queue_path={self.client.options.queue_path!r}>"
-

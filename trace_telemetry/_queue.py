@@ -60,12 +60,17 @@ _FD_NAMES = (
 
 
 class QueueState(NamedTuple):
-    """What ``Q.offset`` says: the head of the file with inode ``inode``."""
+    """What ``Q.offset`` says: the head of the file with inode ``inode``.
+
+    ``dropped`` counts the events ever dropped to respect ``max_queue_bytes``,
+    so ``trace-telemetry status`` can report them from another process.
+    """
 
     inode: int
     offset: int
     lines: int
     next_inode: int
+    dropped: int = 0
 
 
 def _reject_constant(name: str) -> None:
@@ -125,7 +130,7 @@ class FileQueue:
         self._count_inode = -1
         self._count_pos = 0
         self._count_lines = 0
-        self._head = QueueState(0, 0, 0, 0)
+        self._head = QueueState(0, 0, 0, 0, 0)
 
     # -- process lifecycle -------------------------------------------------
 
@@ -298,7 +303,7 @@ class FileQueue:
             inode = os.stat(self.path).st_ino
         except FileNotFoundError:
             self._close_read()
-            self._head = QueueState(0, 0, 0, 0)
+            self._head = QueueState(0, 0, 0, 0, 0)
             return
         if inode != self._read_inode:
             self._close_read()
@@ -306,12 +311,13 @@ class FileQueue:
             self._read_inode = inode = os.fstat(self._read_fd).st_ino
         state = _read_state(self._state_fd)
         size = os.fstat(self._read_fd).st_size
+        dropped = state.dropped if state is not None else 0
         if state is not None and state.inode == inode and state.offset <= size:
-            head = QueueState(inode, state.offset, state.lines, 0)
+            head = state._replace(next_inode=0)
             if head.offset and _pread_last_byte(self._read_fd, head.offset) != b"\n":
-                head = QueueState(inode, 0, 0, 0)  # not a line boundary: re-read all
+                head = QueueState(inode, 0, 0, 0, dropped)  # not a line boundary: re-read all
         else:  # a new file, or a compaction that crashed after its rename
-            head = QueueState(inode, 0, 0, 0)
+            head = QueueState(inode, 0, 0, 0, dropped)
         if state != head:
             self._write_state(head)
         self._head = head
@@ -323,7 +329,7 @@ class FileQueue:
         self._read_inode = -1
 
     def _write_state(self, state: QueueState) -> None:
-        text = b"%20d %20d %20d %20d\n" % state
+        text = b"%20d %20d %20d %20d %20d\n" % state
         os.pwrite(self._state_fd, text, 0)
         self._head = state
 
@@ -397,7 +403,11 @@ class FileQueue:
                     dropped,
                     detail=f"oldest events dropped to stay under max_queue_bytes={self.max_bytes}",
                 )
-            self._write_state(QueueState(head.inode, boundary, head.lines + dropped, 0))
+            self._write_state(
+                head._replace(
+                    offset=boundary, lines=head.lines + dropped, dropped=head.dropped + dropped
+                )
+            )
         self._compact()
 
     def _next_line_start(self, position: int) -> int:
@@ -448,7 +458,7 @@ class FileQueue:
             self._close_read()
             self._read_fd = fd
             self._read_inode = new_inode
-            self._write_state(QueueState(new_inode, 0, 0, 0))
+            self._write_state(QueueState(new_inode, 0, 0, 0, head.dropped))
         finally:
             _fileio.unlock(self._exclusive_fd)
 
@@ -580,7 +590,7 @@ class QueueSession:
     def commit(self, end_offset: int, lines: int) -> None:
         """Mark everything before ``end_offset`` (``lines`` more lines) consumed."""
         head = self.queue._head
-        self.queue._write_state(QueueState(head.inode, end_offset, head.lines + lines, 0))
+        self.queue._write_state(head._replace(offset=end_offset, lines=head.lines + lines))
 
     def dead_letter(self, line: bytes) -> None:
         """Move one refused event to ``Q.rejected`` (the caller commits past it)."""
@@ -605,7 +615,7 @@ def _read_state(fd: int) -> Optional[QueueState]:
         fields = [int(part) for part in os.pread(fd, 128, 0).split()]
     except (OSError, ValueError):
         return None
-    if len(fields) != 4:
+    if len(fields) not in (4, 5):
         return None
     return QueueState(*fields)
 

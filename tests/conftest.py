@@ -94,10 +94,15 @@ def read_lines(path: Path) -> List[Dict[str, Any]]:
 
 
 def run_python(
-    code: str, *args: str, timeout: float = 60, **kwargs: Any
+    code: str,
+    *args: str,
+    timeout: float = 60,
+    env: Optional[Dict[str, str]] = None,
+    **kwargs: Any,
 ) -> subprocess.CompletedProcess:
     """Run ``code`` in a fresh interpreter with this checkout importable."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    base = os.environ if env is None else env
+    env = dict(base, PYTHONPATH=str(ROOT) + os.pathsep + base.get("PYTHONPATH", ""))
     return subprocess.run(
         [sys.executable, "-c", code, *args],
         capture_output=True,

@@ -211,7 +211,7 @@ class TestRefusedEvents:
     def test_a_failure_after_a_split_keeps_the_undelivered_half(
         self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour
     ) -> None:
-        calls = Counter[str]()
+        calls: Counter[str] = Counter()
 
         def respond(events: List[Dict[str, Any]], headers: Dict[str, str]) -> Any:
             calls["n"] += 1

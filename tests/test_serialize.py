@@ -82,7 +82,26 @@ class TestHostileValues:
             decoded = decoded[0]
             depth += 1
         assert TOO_DEEP == decoded
-        assert depth <= 64
+        assert depth <= 60
+
+    def test_a_flat_value_with_many_brackets_is_kept_whole(self) -> None:
+        value = [{"i": i} for i in range(200)]
+        assert value == strict_loads(encode(value))
+
+    def test_an_event_batch_stays_within_the_servers_depth_limit(self) -> None:
+        deep: Any = 1
+        for _ in range(100):
+            deep = {"d": deep}
+        event = {"id": "x", "data": deep}
+        body = b"[" + encode(event) + b"]"
+        depth = best = 0
+        for char in body.decode():
+            if char in "[{":
+                depth += 1
+                best = max(best, depth)
+            elif char in "]}":
+                depth -= 1
+        assert best <= 64
 
     def test_lone_surrogates_become_the_replacement_character(self) -> None:
         assert "a\ufffdb" == strict_loads(encode("a\ud800b"))

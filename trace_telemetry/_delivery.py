@@ -66,7 +66,11 @@ class Delivery:
         return self.interval
 
     def drain(
-        self, timeout: float, respect_backoff: bool, cancel: Optional[threading.Event] = None
+        self,
+        timeout: float,
+        respect_backoff: bool,
+        cancel: Optional[threading.Event] = None,
+        progress: Optional[Callable[[int], None]] = None,
     ) -> bool:
         """Send what was queued when called, batch by batch; never raises.
 
@@ -75,6 +79,8 @@ class Delivery:
             respect_backoff: skip the drain while backing off (the timer);
                 ``flush()`` passes False to try at once.
             cancel: stop between batches once this is set (``stop()``).
+            progress: called after each batch with the events it consumed
+                (the CLI's progress bar).
 
         Returns:
             True if everything queued at the start was delivered or set aside.
@@ -84,7 +90,7 @@ class Delivery:
         deadline = time.monotonic() + timeout
         with sdk_work():
             try:
-                return self._drain(deadline, cancel)
+                return self._drain(deadline, cancel, progress)
             except Exception as error:  # noqa: BLE001 - a drain never raises
                 self.stats.error(f"drain failed: {error!r}")
                 self.stats.warn_once(
@@ -95,7 +101,12 @@ class Delivery:
                 )
                 return False
 
-    def _drain(self, deadline: float, cancel: Optional[threading.Event]) -> bool:
+    def _drain(
+        self,
+        deadline: float,
+        cancel: Optional[threading.Event],
+        progress: Optional[Callable[[int], None]],
+    ) -> bool:
         lock_budget = max(0.0, min(deadline - time.monotonic(), self.timeout))
         with self.queue.session(lock_budget) as session:
             if not session.acquired:
@@ -112,7 +123,10 @@ class Delivery:
                 batch = session.read_batch(self.batch_size, stop_at)
                 if not batch:
                     break
-                if not self._deliver(session, batch, deadline):
+                delivered = self._deliver(session, batch, deadline)
+                if progress is not None:
+                    progress(len(batch) if delivered else 0)
+                if not delivered:
                     complete = False
                     break
             session.maintain()

@@ -24,7 +24,9 @@ from typing import Any, Callable, Dict, Set
 __all__ = ["MAX_DEPTH", "encode", "to_jsonable"]
 
 #: Containers nested deeper than this are replaced by a placeholder string.
-MAX_DEPTH = 64
+#: System.Text.Json refuses documents deeper than 64 by default, and a batch
+#: adds two levels (the array and the event) above an event's ``data``.
+MAX_DEPTH = 60
 
 CIRCULAR = "<circular reference>"
 TOO_DEEP = "<max depth exceeded>"
@@ -41,13 +43,33 @@ def encode(value: Any) -> bytes:
     cycles, lone surrogates, absurd depth) goes through :func:`to_jsonable`.
     """
     try:
-        return _fast_encode(value).encode("utf-8")
+        raw = _fast_encode(value).encode("utf-8")
+        # Few brackets cannot nest deeply; only then is the exact walk needed.
+        if raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH or _shallow(value):
+            return raw
     except Exception:  # noqa: BLE001, S110 - any failure means "repair the value"
         pass
     try:
         return _fast_encode(to_jsonable(value)).encode("utf-8")
     except Exception:  # noqa: BLE001 - to_jsonable output should always encode
         return _fast_encode(_safe_text(value)).encode("utf-8")
+
+
+def _shallow(value: Any) -> bool:
+    """True if no container in ``value`` sits deeper than :data:`MAX_DEPTH`."""
+    stack = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth >= MAX_DEPTH:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
 
 
 def to_jsonable(value: Any) -> Any:

@@ -383,3 +383,30 @@ def test_emit_never_raises_even_if_the_formatter_does(
     logger.addHandler(handler)
     logger.info("x")
     assert 1 == client.stats()["dropped"]["internal_error"]
+
+
+class TestDefaultFields:
+    """The handler's fast default fields must equal python-json-logger's output."""
+
+    @pytest.mark.parametrize(
+        "extra",
+        [{}, {"order": 1, "user": "u"}, {"_private": 1, "visible": [1, 2]}, {"taskName_like": "x"}],
+    )
+    def test_identical_to_the_default_json_formatter(self, extra: Dict[str, Any]) -> None:
+        from trace_telemetry import _records
+
+        record = logging.makeLogRecord(
+            {
+                "name": "shop",
+                "levelno": 20,
+                "levelname": "INFO",
+                "msg": "hello %s",
+                "args": ("you",),
+                **extra,
+            }
+        )
+        expected = _records.record_fields(
+            _records.default_formatter(), logging.makeLogRecord(record.__dict__)
+        )
+        assert expected == _records.default_fields(record)
+        assert list(expected) == list(_records.default_fields(record))

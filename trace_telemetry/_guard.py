@@ -14,18 +14,23 @@ from typing import Iterator
 
 __all__ = ["in_sdk_work", "sdk_work"]
 
-_state = threading.local()
+
+class _State(threading.local):
+    active = False  # a class default: a miss would cost an AttributeError per record
+
+
+_state = _State()
 
 
 def in_sdk_work() -> bool:
     """True on a thread that is currently doing the SDK's own I/O."""
-    return getattr(_state, "active", False)
+    return _state.active
 
 
 @contextmanager
 def sdk_work() -> Iterator[None]:
     """Mark the current thread as doing SDK work for the ``with`` block."""
-    previous = getattr(_state, "active", False)
+    previous = _state.active
     _state.active = True
     try:
         yield

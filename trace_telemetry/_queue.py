@@ -35,7 +35,7 @@ import contextlib
 import json
 import os
 import threading
-from typing import Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Iterator, List, NamedTuple, Optional, Tuple
 
 from . import _fileio
 from ._event import EVENT_KEYS
@@ -77,15 +77,27 @@ def _reject_constant(name: str) -> None:
     raise ValueError(name)
 
 
+#: Strict like System.Text.Json: ``NaN`` and ``Infinity`` are refused.
+_decode = json.JSONDecoder(parse_constant=_reject_constant).decode
+
+
+def _is_event(event: Any) -> bool:
+    return (
+        isinstance(event, dict)
+        and event.keys() == _EVENT_KEY_SET
+        and isinstance(event["id"], str)
+        and isinstance(event["name"], str)
+        and isinstance(event["timestampUtc"], str)
+    )
+
+
 def is_valid_event_line(line: bytes) -> bool:
     """True if ``line`` is strict JSON for one event with exactly the ten keys."""
     try:
-        event = json.loads(line, parse_constant=_reject_constant)
+        event = _decode(line.decode("utf-8"))
     except (ValueError, RecursionError):
         return False
-    if not isinstance(event, dict) or event.keys() != _EVENT_KEY_SET:
-        return False
-    if not all(isinstance(event[key], str) for key in ("id", "name", "timestampUtc")):
+    if not _is_event(event):
         return False
     if b"\\ud" in line or b"\\uD" in line:  # escaped surrogates: reject lone ones
         try:
@@ -93,6 +105,25 @@ def is_valid_event_line(line: bytes) -> bool:
         except UnicodeEncodeError:
             return False
     return True
+
+
+def valid_event_lines(lines: List[Optional[bytes]]) -> List[bool]:
+    """Validity of each line; one C-speed parse of the whole batch when all are fine.
+
+    Parsing the lines as one JSON array is several times cheaper than one
+    ``json.loads`` per line. Any doubt (a parse error, a count mismatch such
+    as a line holding ``1,2``, escaped surrogates) falls back to line by line.
+    """
+    if lines and all(line is not None for line in lines):
+        joined = b",".join(lines)  # type: ignore[arg-type]
+        if b"\\ud" not in joined and b"\\uD" not in joined:
+            try:
+                events = _decode("[" + joined.decode("utf-8") + "]")
+            except (ValueError, RecursionError):
+                events = None
+            if events is not None and len(events) == len(lines) and all(map(_is_event, events)):
+                return [True] * len(lines)
+    return [line is not None and is_valid_event_line(line) for line in lines]
 
 
 class FileQueue:
@@ -116,6 +147,8 @@ class FileQueue:
 
     def _init_process_state(self) -> None:
         self._pid = os.getpid()
+        #: Lines this process appended (counted under the append lock).
+        self.appended = 0
         self._append_lock = threading.Lock()
         self._session_lock = threading.Lock()
         self._count_lock = threading.Lock()
@@ -168,8 +201,9 @@ class FileQueue:
         try:
             with self._append_lock:
                 written, size = self._append_locked(line, allow_over=False)
-            if written:
-                return True
+                if written:
+                    self.appended += 1
+                    return True
             return self._append_over_cap(line, size)
         except OSError as error:
             self._reset_append_fds()
@@ -216,6 +250,8 @@ class FileQueue:
                 self._session_lock.release()
         with self._append_lock:
             written, _ = self._append_locked(line, allow_over=True)
+            if written:
+                self.appended += 1
         if not written:
             self.stats.drop("queue_full", detail=f"queue over max_queue_bytes={self.max_bytes}")
         return written
@@ -542,43 +578,45 @@ class QueueSession:
         queue = self.queue
         if queue._read_fd < 0:
             return []
-        head = queue._head
-        events: List[Tuple[bytes, int]] = []
-        corrupt: List[bytes] = []
-        corrupt_lines = 0
-        corrupt_end = head.offset
-        last_end = head.offset
-        limited = False
-        for line, end in queue._iter_lines(head.offset):
-            if stop_at is not None and end > stop_at:
-                limited = True
-                break
-            last_end = end
-            if line is not None and is_valid_event_line(line):
-                events.append((line, end))
-                if len(events) >= max_events:
+        while True:
+            raw: List[Tuple[Optional[bytes], int]] = []
+            limited = False
+            last_end = queue._head.offset
+            for line, end in queue._iter_lines(queue._head.offset):
+                if stop_at is not None and end > stop_at:
+                    limited = True
                     break
-                continue
+                raw.append((line, end))
+                last_end = end
+                if len(raw) >= max_events:
+                    break
+            if not raw:
+                if not limited and os.fstat(queue._read_fd).st_size > last_end:
+                    queue._repair_unterminated_tail()
+                return []
+            events: List[Tuple[bytes, int]] = []
+            corrupt: List[bytes] = []
+            corrupt_end = -1
+            for (line, end), valid in zip(raw, valid_event_lines([line for line, _ in raw])):
+                if valid and line is not None:
+                    events.append((line, end))
+                    continue
+                if events:
+                    break
+                corrupt_end = end
+                corrupt.append(b"" if line is None else line + b"\n")
+            if corrupt:
+                self._move_corrupt(corrupt, corrupt_end)
             if events:
-                break
-            corrupt_lines += 1
-            corrupt_end = end
-            if line is not None:
-                corrupt.append(line + b"\n")
-            if len(corrupt) >= 1000:
-                self._move_corrupt(corrupt, corrupt_lines, corrupt_end)
-                corrupt, corrupt_lines = [], 0
-        if corrupt_lines:
-            self._move_corrupt(corrupt, corrupt_lines, corrupt_end)
-        unread = os.fstat(queue._read_fd).st_size > last_end
-        if not events and not corrupt_lines and not limited and unread:
-            queue._repair_unterminated_tail()
-        return events
+                return events
 
-    def _move_corrupt(self, lines: List[bytes], count: int, end: int) -> None:
+    def _move_corrupt(self, lines: List[bytes], end: int) -> None:
+        """Append ``lines`` to ``Q.corrupt`` (empty ones were streamed there already)."""
         queue = self.queue
-        if lines:
-            _fileio.append_private(queue.corrupt_path, b"".join(lines))
+        count = len(lines)
+        data = b"".join(lines)
+        if data:
+            _fileio.append_private(queue.corrupt_path, data)
         self.commit(end, count)
         queue.stats.add("corrupt", count)
         queue.stats.warn_once(

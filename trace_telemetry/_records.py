@@ -11,11 +11,38 @@ import logging
 from typing import Any, Dict, Optional
 
 try:  # python-json-logger >= 3
+    from pythonjsonlogger.core import RESERVED_ATTRS
     from pythonjsonlogger.json import JsonFormatter
 except ImportError:  # pragma: no cover - python-json-logger 2.x
-    from pythonjsonlogger.jsonlogger import JsonFormatter  # type: ignore[attr-defined,no-redef,unused-ignore]
+    from pythonjsonlogger.jsonlogger import (  # type: ignore[attr-defined,no-redef,unused-ignore]
+        RESERVED_ATTRS,
+        JsonFormatter,
+    )
 
-__all__ = ["default_formatter", "is_json_formatter", "record_fields"]
+__all__ = ["default_fields", "default_formatter", "is_json_formatter", "record_fields"]
+
+#: Record attributes that are not "extras" (python-json-logger's rule, plus
+#: ``taskName`` which Python 3.12 added).
+_NOT_EXTRA = frozenset(RESERVED_ATTRS) | {"taskName"}
+
+
+def default_fields(record: logging.LogRecord) -> Dict[str, Any]:
+    """What :func:`default_formatter` produces, computed directly.
+
+    The same fields in the same order (``message``, ``level``, ``logger``,
+    then every extra), about three times faster than going through
+    ``add_fields``; a test keeps the two identical. Records with a dict
+    ``msg`` or ``stack_info`` take the formatter's path instead.
+    """
+    fields: Dict[str, Any] = {
+        "message": record.getMessage(),
+        "level": record.levelname,
+        "logger": record.name,
+    }
+    for key, value in record.__dict__.items():
+        if key not in _NOT_EXTRA and key[:1] != "_":
+            fields[key] = value
+    return fields
 
 
 def default_formatter() -> logging.Formatter:

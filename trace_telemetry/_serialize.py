@@ -21,7 +21,7 @@ import uuid
 from pathlib import PurePath
 from typing import Any, Callable, Dict, Set
 
-__all__ = ["MAX_DEPTH", "encode", "to_jsonable"]
+__all__ = ["MAX_DEPTH", "encode", "encode_event", "to_jsonable"]
 
 #: Containers nested deeper than this are replaced by a placeholder string.
 #: System.Text.Json refuses documents deeper than 64 by default, and a batch
@@ -34,6 +34,30 @@ TOO_DEEP = "<max depth exceeded>"
 _fast_encode: Callable[[Any], str] = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":")
 ).encode
+_encode_text: Callable[[str], str] = getattr(json.encoder, "c_encode_basestring", None) or (
+    json.encoder.encode_basestring
+)
+
+
+def encode_event(event_id: str, name: Any, timestamp: str, data: Any, tail: str) -> bytes:
+    """The queue line of an event, or ``b""`` when the fast path cannot be used.
+
+    Only ``name`` and ``data`` vary per event; ``tail`` is the pre-encoded
+    rest of the envelope (``,"applicationName":...}\n``). Falls back (empty
+    result) on anything :func:`encode` would have to repair.
+    """
+    if type(name) is not str:
+        return b""
+    try:
+        body = _fast_encode(data)
+        if body.count("[") + body.count("{") > MAX_DEPTH - 2 and not _shallow(data, 2):
+            return b""
+        return (
+            f'{{"id":"{event_id}","name":{_encode_text(name)},'
+            f'"timestampUtc":"{timestamp}","data":{body}{tail}'
+        ).encode()
+    except Exception:  # noqa: BLE001 - the caller takes the repairing path
+        return b""
 
 
 def encode(value: Any) -> bytes:
@@ -55,9 +79,12 @@ def encode(value: Any) -> bytes:
         return _fast_encode(_safe_text(value)).encode("utf-8")
 
 
-def _shallow(value: Any) -> bool:
-    """True if no container in ``value`` sits deeper than :data:`MAX_DEPTH`."""
-    stack = [(value, 0)]
+def _shallow(value: Any, start: int = 0) -> bool:
+    """True if no container in ``value`` sits deeper than :data:`MAX_DEPTH`.
+
+    ``start`` is the depth of ``value`` itself (``data`` sits inside the event).
+    """
+    stack = [(value, start)]
     while stack:
         item, depth = stack.pop()
         if isinstance(item, dict):

@@ -26,7 +26,6 @@ class Stats:
     def reset(self) -> None:
         """Zero every counter (a forked child counts its own events)."""
         self._lock = threading.Lock()
-        self.enqueued = 0
         self.sent = 0
         self.requests = 0
         self.retries = 0
@@ -80,7 +79,6 @@ class Stats:
     def snapshot(self) -> Dict[str, Any]:
         with self._lock:
             return {
-                "enqueued": self.enqueued,
                 "sent": self.sent,
                 "requests": self.requests,
                 "retries": self.retries,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import weakref
@@ -12,7 +13,7 @@ from ._delivery import Delivery
 from ._event import EVENT_KEYS, exception_data, format_timestamp, new_event_id
 from ._host import host_info
 from ._queue import FileQueue
-from ._serialize import encode
+from ._serialize import encode, encode_event
 from ._stats import Stats
 from ._transport import HttpTransport
 from ._worker import Worker
@@ -86,6 +87,8 @@ class TelemetryClient:
         self._max_event_bytes = options.max_event_bytes
         self._app_name = options.application_name
         self._app_version = options.application_version
+        self._tail_ip: Optional[str] = None
+        self._tail_text = ""
         self._pid = _getpid()
         _clients.add(self)
 
@@ -155,6 +158,7 @@ class TelemetryClient:
         ``last_error``, plus ``queued`` and ``backing_off``.
         """
         snapshot = self._stats.snapshot()
+        snapshot["enqueued"] = self._queue.appended
         snapshot["queued"] = self.queued_count
         snapshot["backing_off"] = bool(self._delivery.failures)
         return snapshot
@@ -211,36 +215,53 @@ class TelemetryClient:
         try:
             if self._pid != _getpid():
                 self._check_fork()
-            host = self._host
-            event = {
-                "id": new_event_id(),
-                "name": name if type(name) is str else _event_name(name),
-                "timestampUtc": format_timestamp(created),
-                "data": data,
-                "applicationName": self._app_name,
-                "applicationVersion": self._app_version,
-                "machineName": host.machine_name,
-                "osDescription": host.os_description,
-                "ipAddress": host.ip_address,
-                "countryCode": "",
-            }
-            if self._before_send is not None:
-                scrubbed = self._scrub(event)
-                if scrubbed is None:
-                    return False
-                event = scrubbed
-            line = encode(event) + b"\n"
+            event_id = new_event_id()
+            timestamp = format_timestamp(created)
+            line = b""
+            if self._before_send is None:
+                line = encode_event(event_id, name, timestamp, data, self._tail())
+            if not line:
+                event = self._event(event_id, name, timestamp, data)
+                if self._before_send is not None:
+                    scrubbed = self._scrub(event)
+                    if scrubbed is None:
+                        return False
+                    event = scrubbed
+                line = encode(event) + b"\n"
             if len(line) > self._max_event_bytes:
+                event = json.loads(line)
                 line = self._shrink(event)
                 if not line:
                     return False
-            if self._queue.append(line):
-                self._stats.add("enqueued")
-                return True
-            return False
+            return self._queue.append(line)
         except Exception as error:  # noqa: BLE001 - tracking never raises
             self._internal_error(error)
             return False
+
+    def _event(self, event_id: str, name: Any, timestamp: str, data: Any) -> Dict[str, Any]:
+        host = self._host
+        return {
+            "id": event_id,
+            "name": name if type(name) is str else _event_name(name),
+            "timestampUtc": timestamp,
+            "data": data,
+            "applicationName": self._app_name,
+            "applicationVersion": self._app_version,
+            "machineName": host.machine_name,
+            "osDescription": host.os_description,
+            "ipAddress": host.ip_address,
+            "countryCode": "",
+        }
+
+    def _tail(self) -> str:
+        """The encoded envelope after ``data``; rebuilt when the IP address changes."""
+        ip_address = self._host.ip_address
+        if ip_address is not self._tail_ip:
+            fixed = self._event("", "", "", None)
+            del fixed["id"], fixed["name"], fixed["timestampUtc"], fixed["data"]
+            self._tail_text = "," + encode(fixed).decode("utf-8")[1:] + "\n"
+            self._tail_ip = ip_address
+        return self._tail_text
 
     def _scrub(self, event: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         assert self._before_send is not None

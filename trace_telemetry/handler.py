@@ -83,6 +83,9 @@ class TelemetryHandler(logging.Handler):
             or in_sdk_work()
         ):
             return False  # the SDK's own records never loop back in
+        if not self.filters:
+            self.emit(record)
+            return True
         result = self.filter(record)
         if isinstance(result, logging.LogRecord):
             record = result
@@ -103,7 +106,10 @@ class TelemetryHandler(logging.Handler):
         if _records.is_json_formatter(formatter):
             data = _records.record_fields(formatter, record)
         else:
-            data = _records.record_fields(self._default_formatter, record)
+            if isinstance(record.msg, dict) or record.stack_info:
+                data = _records.record_fields(self._default_formatter, record)
+            else:
+                data = _records.default_fields(record)
             if formatter is not None:
                 data["message"] = formatter.format(record)
         exc_info = record.exc_info

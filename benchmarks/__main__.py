@@ -1,0 +1,138 @@
+"""``python -m benchmarks [--quick] [--no-peers] [--out results.json]``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from typing import Any, Dict, List
+
+from . import drain, hotpath, misc
+from ._sink import Sink
+
+Row = Dict[str, Any]
+PEER_KINDS = {
+    "posthog": "posthog",
+    "logstash": "logstash",
+    "opentelemetry": "opentelemetry",
+    "sentry": "sentry",
+}
+
+
+def peer_rows(sink: Sink, rounds: int, per_round: int) -> List[Row]:
+    rows: List[Row] = []
+    for name, kind in PEER_KINDS.items():
+        sink.reset()
+        env = dict(
+            os.environ, PYTHONPATH=os.getcwd() + os.pathsep + os.environ.get("PYTHONPATH", "")
+        )
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "benchmarks.peers",
+                name,
+                sink.base,
+                str(sink.tcp_port),
+                str(rounds),
+                str(per_round),
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=900,
+            check=False,
+        )
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            rows.append({"section": "peers", "name": name, "note": f"not measured: {last}"})
+            continue
+        report = json.loads(result.stdout.strip().splitlines()[-1])
+        time.sleep(1.0)
+        arrived = sink.stats()["events"].get(kind, 0)
+        timings = report["timings"]
+        rows.append(
+            {
+                "section": "peers",
+                "name": name,
+                "median_us": round(timings[name]["median_us"], 2),
+                "min_us": round(timings[name]["min_us"], 2),
+                "baseline": "floor (same process)",
+                "ratio": round(timings[name]["median_us"] / timings["floor"]["median_us"], 2),
+                "note": f"{arrived:,} of {report['calls']:,} events reached the sink "
+                f"(after its flush/shutdown, {report['finish_seconds']} s); not durable on return",
+            }
+        )
+    return rows
+
+
+def print_table(rows: List[Row]) -> None:
+    section = None
+    for row in rows:
+        if row["section"] != section:
+            section = row["section"]
+            print(f"\n== {section} ==")
+        figures = []
+        for key, unit in (
+            ("median_us", " µs median"),
+            ("min_us", " µs min"),
+            ("median_ms", " ms median"),
+            ("events_per_s", " events/s"),
+            ("seconds", " s"),
+            ("mib", " MiB"),
+        ):
+            if key in row:
+                figures.append(f"{row[key]:,}{unit}")
+        if "ratio" in row:
+            figures.append(f"{row['ratio']}x {row.get('baseline', '')}".rstrip())
+        verdict = ""
+        if row.get("target"):
+            verdict = f"  [target {row['target']}: {'met' if row['met'] else 'MISSED'}]"
+        print(f"  {row['name']:<58} {' | '.join(figures)}{verdict}")
+        if row.get("note"):
+            print(f"  {'':<58} {row['note']}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and smaller backlogs")
+    parser.add_argument("--no-peers", action="store_true", help="skip the peer SDKs")
+    parser.add_argument("--out", default="benchmarks/results.json", help="where to write the JSON")
+    args = parser.parse_args()
+    rounds, per_round = (7, 500) if args.quick else (15, 2000)
+    sizes = [2_000, 20_000] if args.quick else [5_000, 50_000, 500_000]
+    reference = [2_000] if args.quick else [2_000, 5_000, 10_000]
+    started = time.time()
+    rows: List[Row] = []
+    with Sink() as sink:
+        rows += hotpath.run(sink.url, rounds, per_round)
+        if not args.no_peers:
+            rows += peer_rows(sink, rounds, per_round)
+        rows += drain.run(sink.url, sizes, reference)
+        rows += misc.queued_count_rows([10_000, 100_000])
+        rows.append(misc.import_time_row())
+        rows.append(misc.rss_row(sink.url, 200_000 if not args.quick else 20_000))
+    print_table(rows)
+    meta = {
+        "machine": platform.node(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "command": " ".join(["python -m benchmarks", *sys.argv[1:]]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started),
+    }
+    with open(args.out, "w", encoding="utf-8") as handle:
+        json.dump({"meta": meta, "rows": rows}, handle, indent=2)
+    print(
+        f"\nwritten to {args.out} ({meta['seconds']} s on {meta['machine']}, {meta['cpus']} CPUs, Python {meta['python']})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

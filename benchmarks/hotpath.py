@@ -32,8 +32,8 @@ def _logger(name: str, handler: logging.Handler) -> logging.Logger:
 
 def run(sink_url: str, rounds: int, per_round: int) -> List[Row]:
     folder = tempfile.mkdtemp(prefix="tt-bench-")
-    floor_file = open(os.path.join(folder, "floor.ndjson"), "a")  # noqa: SIM115
-    fsync_file = open(os.path.join(folder, "fsync.ndjson"), "a")  # noqa: SIM115
+    floor_file = open(os.path.join(folder, "floor.ndjson"), "a")
+    fsync_file = open(os.path.join(folder, "fsync.ndjson"), "a")
     client = TelemetryClient(
         TelemetryOptions(
             endpoint_url=sink_url,
@@ -49,7 +49,7 @@ def run(sink_url: str, rounds: int, per_round: int) -> List[Row]:
     via_file = _logger("file", file_handler)
     via_telemetry = _logger("telemetry", TelemetryHandler(client=client))
 
-    structlog_out = open(os.path.join(folder, "structlog.log"), "a")  # noqa: SIM115
+    structlog_out = open(os.path.join(folder, "structlog.log"), "a")
     base_chain = [
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso"),

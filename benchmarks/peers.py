@@ -103,7 +103,7 @@ PEERS: Dict[str, Callable[[str, int, str], Setup]] = {
 def main() -> None:
     name, base, tcp_port, rounds, per_round = sys.argv[1:6]
     folder = tempfile.mkdtemp(prefix=f"tt-peer-{name}-")
-    floor_file = open(os.path.join(folder, "floor.ndjson"), "a")  # noqa: SIM115
+    floor_file = open(os.path.join(folder, "floor.ndjson"), "a")
     call, finish = PEERS[name](base, int(tcp_port), folder)
     timings = interleave({"floor": make_floor(floor_file), name: call}, int(rounds), int(per_round))
     started = time.monotonic()

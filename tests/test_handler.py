@@ -254,6 +254,7 @@ class TestDictConfig:
         logging.config.dictConfig(
             {
                 "version": 1,
+                "disable_existing_loggers": False,
                 "handlers": {
                     "t": {
                         "class": "trace_telemetry.TelemetryHandler",

@@ -8,18 +8,18 @@ C encoder directly; only when that fails do we walk the value and repair it.
 
 from __future__ import annotations
 
-import base64
 import collections
 import contextlib
 import dataclasses
 import datetime
-import decimal
 import enum
 import json
 import math
-import uuid
-from pathlib import PurePath
-from typing import Any, Callable, Dict, Set
+import sys
+from typing import TYPE_CHECKING, Any, Callable, Dict, Set
+
+if TYPE_CHECKING:
+    import decimal
 
 __all__ = ["MAX_DEPTH", "encode", "encode_event", "to_jsonable"]
 
@@ -192,9 +192,16 @@ def _convert_scalar(value: Any) -> Any:  # noqa: PLR0911
         return value.isoformat()
     if isinstance(value, datetime.timedelta):
         return value.total_seconds()
-    if isinstance(value, decimal.Decimal):
+    # A Decimal, UUID or Path can only exist if its module was imported: look
+    # there instead of importing them ourselves (import time matters).
+    decimal_module = sys.modules.get("decimal")
+    if decimal_module is not None and isinstance(value, decimal_module.Decimal):
         return _convert_decimal(value)
-    if isinstance(value, (uuid.UUID, PurePath)):
+    uuid_module = sys.modules.get("uuid")
+    if uuid_module is not None and isinstance(value, uuid_module.UUID):
+        return str(value)
+    pathlib_module = sys.modules.get("pathlib")
+    if pathlib_module is not None and isinstance(value, pathlib_module.PurePath):
         return str(value)
     if isinstance(value, (bytes, bytearray, memoryview)):
         return _convert_bytes(bytes(value))
@@ -207,7 +214,7 @@ def _convert_decimal(value: decimal.Decimal) -> Any:
     if not value.is_finite():
         return None
     as_float = float(value)
-    if math.isfinite(as_float) and decimal.Decimal(repr(as_float)) == value:
+    if math.isfinite(as_float) and type(value)(repr(as_float)) == value:
         return as_float
     return str(value)
 
@@ -216,6 +223,8 @@ def _convert_bytes(value: bytes) -> str:
     try:
         return clean_str(value.decode("utf-8"))
     except UnicodeDecodeError:
+        import base64  # noqa: PLC0415 - rare
+
         return "base64:" + base64.b64encode(value).decode("ascii")
 
 

@@ -7,7 +7,6 @@ not when ``trace_telemetry`` is imported.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import time
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
@@ -96,6 +95,8 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
         return max(0.0, float(value))
     except ValueError:
         pass
+    import email.utils  # noqa: PLC0415 - deferred: ~10 ms of import time, rarely needed
+
     try:
         moment = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):

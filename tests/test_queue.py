@@ -8,14 +8,14 @@ from pathlib import Path
 from typing import Callable, List
 
 import hypothesis.strategies as st
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from trace_telemetry import TelemetryClient, TelemetryOptions
-from trace_telemetry._queue import COMPACT_MIN_BYTES, FileQueue, is_valid_event_line
+from trace_telemetry._queue import COMPACT_MIN_BYTES, FileQueue
 from trace_telemetry._receiver import Receiver
 from trace_telemetry._stats import Stats
+from trace_telemetry._validate import is_valid_event_line
 
 from .conftest import Behaviour, read_lines
 
@@ -24,29 +24,6 @@ MakeClient = Callable[..., TelemetryClient]
 
 def side(queue_path: Path, suffix: str) -> Path:
     return Path(str(queue_path) + suffix)
-
-
-class TestValidation:
-    def test_a_real_event_line_is_valid(self, make_client: MakeClient, queue_path: Path) -> None:
-        make_client().track("x", {"a": 1})
-        assert is_valid_event_line(queue_path.read_bytes().rstrip(b"\n"))
-
-    @pytest.mark.parametrize(
-        "line",
-        [
-            b"",
-            b"garbage",
-            b"{}",
-            b"[1,2]",
-            b'{"id":"1","name":"x"}',
-            b'{"id":"1","name":"x","timestampUtc":"t","data":NaN,"applicationName":"","applicationVersion":"","machineName":"","osDescription":"","ipAddress":"","countryCode":""}',
-            b'{"id":"1","name":"\\ud800","timestampUtc":"t","data":null,"applicationName":"","applicationVersion":"","machineName":"","osDescription":"","ipAddress":"","countryCode":""}',
-            b'{"id":1,"name":"x","timestampUtc":"t","data":null,"applicationName":"","applicationVersion":"","machineName":"","osDescription":"","ipAddress":"","countryCode":""}',
-            b"\xff\xfe",
-        ],
-    )
-    def test_invalid_lines_are_recognised(self, line: bytes) -> None:
-        assert not is_valid_event_line(line)
 
 
 class TestCorruptLines:

@@ -21,7 +21,8 @@ import time
 from typing import Callable, List, Optional, Tuple
 
 from ._guard import sdk_work
-from ._queue import FileQueue, QueueSession
+from ._queue import FileQueue
+from ._session import QueueSession
 from ._stats import Stats
 from ._transport import Response
 

@@ -10,7 +10,8 @@ import os
 from typing import Any, Dict, Iterator, List, Optional
 
 from . import _fileio
-from ._queue import QueueState, _read_state, is_valid_event_line
+from ._queue import QueueState, _read_state
+from ._validate import is_valid_event_line
 
 __all__ = ["QueueReport", "count_lines", "pending_lines", "report", "sender_active"]
 

@@ -1,0 +1,137 @@
+"""The sender's side of the queue: one drain at a time across threads and processes."""
+
+from __future__ import annotations
+
+import os
+from typing import List, Optional, Tuple
+
+from . import _fileio
+from ._queue import COMPACT_MIN_BYTES, FileQueue
+from ._validate import valid_event_lines
+
+__all__ = ["QueueSession"]
+
+
+class QueueSession:
+    """Exclusive access to the head of the queue, for one drain.
+
+    Entered, it holds the in-process session lock and the cross-process
+    sender lock (an ``flock`` on ``Q.offset``); :attr:`acquired` tells
+    whether both were obtained within the timeout.
+    """
+
+    def __init__(self, queue: FileQueue, timeout: float) -> None:
+        self.queue = queue
+        self.timeout = timeout
+        self.acquired = False
+        self._thread_locked = False
+
+    def __enter__(self) -> "QueueSession":
+        queue = self.queue
+        queue.check_fork()
+        if not queue._session_lock.acquire(timeout=max(self.timeout, 0.0)):
+            return self
+        self._thread_locked = True
+        try:
+            if queue._lock_sender(self.timeout):
+                self.acquired = True
+                queue._sync_head()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        queue = self.queue
+        try:
+            if self.acquired:
+                _fileio.unlock(queue._state_fd)
+        finally:
+            self.acquired = False
+            if self._thread_locked:
+                self._thread_locked = False
+                queue._session_lock.release()
+
+    def end_offset(self) -> int:
+        """The size of the queue file now: a flush stops there."""
+        if self.queue._read_fd < 0:
+            return 0
+        return os.fstat(self.queue._read_fd).st_size
+
+    def read_batch(self, max_events: int, stop_at: Optional[int] = None) -> List[Tuple[bytes, int]]:
+        """Up to ``max_events`` valid events from the head: ``(line, end_offset)``.
+
+        Invalid lines at the head are moved to ``Q.corrupt`` and committed
+        past at once, so they can never stall the queue; an invalid line
+        after valid ones ends the batch and leads the next one.
+        """
+        queue = self.queue
+        if queue._read_fd < 0:
+            return []
+        while True:
+            raw: List[Tuple[Optional[bytes], int]] = []
+            limited = False
+            last_end = queue._head.offset
+            for line, end in queue._iter_lines(queue._head.offset):
+                if stop_at is not None and end > stop_at:
+                    limited = True
+                    break
+                raw.append((line, end))
+                last_end = end
+                if len(raw) >= max_events:
+                    break
+            if not raw:
+                if not limited and os.fstat(queue._read_fd).st_size > last_end:
+                    queue._repair_unterminated_tail()
+                return []
+            events: List[Tuple[bytes, int]] = []
+            corrupt: List[bytes] = []
+            corrupt_end = -1
+            for (line, end), valid in zip(raw, valid_event_lines([line for line, _ in raw])):
+                if valid and line is not None:
+                    events.append((line, end))
+                    continue
+                if events:
+                    break
+                corrupt_end = end
+                corrupt.append(b"" if line is None else line + b"\n")
+            if corrupt:
+                self._move_corrupt(corrupt, corrupt_end)
+            if events:
+                return events
+
+    def _move_corrupt(self, lines: List[bytes], end: int) -> None:
+        """Append ``lines`` to ``Q.corrupt`` (empty ones were streamed there already)."""
+        queue = self.queue
+        count = len(lines)
+        data = b"".join(lines)
+        if data:
+            _fileio.append_private(queue.corrupt_path, data)
+        self.commit(end, count)
+        queue.stats.add("corrupt", count)
+        queue.stats.warn_once(
+            "corrupt",
+            "trace_telemetry moved invalid queue line(s) to %s (logged once)",
+            queue.corrupt_path,
+        )
+
+    def commit(self, end_offset: int, lines: int) -> None:
+        """Mark everything before ``end_offset`` (``lines`` more lines) consumed."""
+        head = self.queue._head
+        self.queue._write_state(head._replace(offset=end_offset, lines=head.lines + lines))
+
+    def dead_letter(self, line: bytes) -> None:
+        """Move one refused event to ``Q.rejected`` (the caller commits past it)."""
+        _fileio.append_private(self.queue.rejected_path, line + b"\n")
+
+    def maintain(self) -> None:
+        """Reclaim the consumed head and enforce ``max_queue_bytes``."""
+        queue = self.queue
+        if queue._read_fd < 0:
+            return
+        size = os.fstat(queue._read_fd).st_size
+        offset = queue._head.offset
+        if queue.max_bytes and size > queue.max_bytes:
+            queue._trim(room=0)
+        elif offset and (offset >= size or (offset >= COMPACT_MIN_BYTES and 2 * offset >= size)):
+            queue._compact()

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Tuple
 
 from ._stats import logger
 from .client import TelemetryClient
 from .options import TelemetryOptions
 
-__all__ = ["acquire", "release"]
+__all__ = ["acquire", "client_for", "release"]
 
 #: How long closing the last user may spend sending what is queued.
 CLOSE_SEND_SECONDS = 2.0
@@ -50,6 +50,26 @@ def acquire(options: Dict[str, Any]) -> TelemetryClient:
                 )
     client.start()
     return client
+
+
+def client_for(
+    owner: str, client: Optional[TelemetryClient], options: Dict[str, Any]
+) -> Tuple[TelemetryClient, bool]:
+    """The client a handler or processor records into, and whether it owns it.
+
+    Raises:
+        ValueError: both a client and options, a client that is not one, or
+            invalid options.
+    """
+    if client is None:
+        return acquire(options), True
+    if options:
+        msg = f"{owner} takes client= or options, not both (got {sorted(options)})"
+        raise ValueError(msg)
+    if not isinstance(client, TelemetryClient):
+        msg = f"client must be a TelemetryClient, got {client!r}"
+        raise ValueError(msg)
+    return client, False
 
 
 def release(client: TelemetryClient) -> None:

@@ -57,18 +57,11 @@ class TelemetryHandler(logging.Handler):
         exception_event_name: str = "exception",
         **options: Any,
     ) -> None:
-        if client is not None and options:
-            msg = f"TelemetryHandler takes client= or options, not both (got {sorted(options)})"
-            raise ValueError(msg)
-        if client is not None and not isinstance(client, TelemetryClient):
-            msg = f"client must be a TelemetryClient, got {client!r}"
-            raise ValueError(msg)
         if event_name is not None and not (isinstance(event_name, str) or callable(event_name)):
             msg = f"event_name must be a str or a callable, got {event_name!r}"
             raise ValueError(msg)
         # Acquire before Handler.__init__ registers us for logging.shutdown().
-        self.client = client if client is not None else _shared.acquire(options)
-        self._owns_client = client is None
+        self.client, self._owns_client = _shared.client_for("TelemetryHandler", client, options)
         super().__init__(level)
         self.event_name = event_name
         self.exception_event_name = exception_event_name

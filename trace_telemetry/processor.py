@@ -51,14 +51,7 @@ class TelemetryProcessor:
         exception_event_name: str = "exception",
         **options: Any,
     ) -> None:
-        if client is not None and options:
-            msg = f"TelemetryProcessor takes client or options, not both (got {sorted(options)})"
-            raise ValueError(msg)
-        if client is not None and not isinstance(client, TelemetryClient):
-            msg = f"client must be a TelemetryClient, got {client!r}"
-            raise ValueError(msg)
-        self._owns_client = client is None
-        self.client = client if client is not None else _shared.acquire(options)
+        self.client, self._owns_client = _shared.client_for("TelemetryProcessor", client, options)
         self.drop = drop
         self.exception_event_name = exception_event_name
 

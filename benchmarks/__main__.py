@@ -13,6 +13,7 @@ from typing import Any, Dict, List
 
 from . import drain, hotpath, misc
 from ._sink import Sink
+from .report import _figure
 
 Row = Dict[str, Any]
 PEER_KINDS = {
@@ -84,17 +85,7 @@ def print_table(rows: List[Row]) -> None:
         if row["section"] != section:
             section = row["section"]
             print(f"\n== {section} ==")
-        figures = []
-        for key, unit in (
-            ("median_us", " µs median"),
-            ("min_us", " µs min"),
-            ("median_ms", " ms median"),
-            ("events_per_s", " events/s"),
-            ("seconds", " s"),
-            ("mib", " MiB"),
-        ):
-            if key in row:
-                figures.append(f"{row[key]:,}{unit}")
+        figures = [_figure(row)] if _figure(row) else []
         if "ratio" in row:
             figures.append(f"{row['ratio']}x {row.get('baseline', '')}".rstrip())
         verdict = ""

@@ -141,9 +141,12 @@ class FileQueue:
     # -- appending (the track() path) --------------------------------------
 
     def append(self, line: bytes) -> bool:
-        """Append one event line (ending in ``\\n``); False if it was dropped."""
-        if self._pid != os.getpid():
-            self.check_fork()
+        """Append one event line (ending in ``\\n``); False if it was dropped.
+
+        The caller owns the fork check (the client makes it once per event,
+        calling :meth:`check_fork`); checking here too would cost a second
+        ``getpid`` on every ``track()``.
+        """
         try:
             with self._append_lock:
                 written, size = self._append_locked(line, allow_over=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
 import weakref
@@ -218,19 +217,18 @@ class TelemetryClient:
             event_id = new_event_id()
             timestamp = format_timestamp(created)
             line = b""
+            event: Optional[Dict[str, Any]] = None
             if self._before_send is None:
                 line = encode_event(event_id, name, timestamp, data, self._tail())
             if not line:
                 event = self._event(event_id, name, timestamp, data)
                 if self._before_send is not None:
-                    scrubbed = self._scrub(event)
-                    if scrubbed is None:
+                    event = self._scrub(event)
+                    if event is None:
                         return False
-                    event = scrubbed
                 line = encode(event) + b"\n"
             if len(line) > self._max_event_bytes:
-                event = json.loads(line)
-                line = self._shrink(event)
+                line = self._shrink(event or self._event(event_id, name, timestamp, data))
                 if not line:
                     return False
             return self._queue.append(line)
@@ -265,7 +263,7 @@ class TelemetryClient:
 
     def _scrub(self, event: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         assert self._before_send is not None
-        original = dict(event)
+        kept = {"id": event["id"], "timestampUtc": event["timestampUtc"], "data": None}
         try:
             result = self._before_send(event)
         except Exception as error:  # noqa: BLE001 - user code
@@ -281,7 +279,6 @@ class TelemetryClient:
             return None
         # Only the contract's keys go out. A key the hook deleted stays
         # deleted (emptied), so scrubbing by deletion is honoured.
-        kept = {"id": original["id"], "timestampUtc": original["timestampUtc"], "data": None}
         return {key: result.get(key, kept.get(key, "")) for key in EVENT_KEYS}
 
     def _shrink(self, event: Dict[str, Any]) -> bytes:

@@ -332,9 +332,7 @@ class TestNoDeadlock:
         behaviour.release.clear()  # the server hangs
         logging.config.dictConfig(handler_config(queue_path, receiver.url, timeout_seconds=30))
         logging.getLogger("app").error("stuck")
-        deadline = time.monotonic() + 10
-        while not receiver.requests and time.monotonic() < deadline:
-            time.sleep(0.05)
+        time.sleep(1.5)  # the sender's first tick (1 s) is now stuck in its request
         done = threading.Event()
 
         def reconfigure() -> None:
@@ -345,10 +343,13 @@ class TestNoDeadlock:
         started = time.monotonic()
         thread.start()
         thread.join(15)
+        elapsed = time.monotonic() - started
+        # Count before releasing the server: the stuck request would then succeed.
+        queued = TelemetryClient(TelemetryOptions(queue_path=str(queue_path))).queued_count
         behaviour.release.set()
         assert done.is_set()
-        assert time.monotonic() - started < 5
-        assert 1 == TelemetryClient(TelemetryOptions(queue_path=str(queue_path))).queued_count
+        assert elapsed < 5
+        assert 1 == queued
 
     def test_close_never_joins_a_sender_waiting_for_the_logging_lock(
         self, tmp_path: Path, receiver: Receiver

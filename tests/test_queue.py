@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import stat
+import threading
+import time
 from pathlib import Path
-from typing import Callable, List
+from typing import Callable, List, Tuple
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
 from trace_telemetry import TelemetryClient, TelemetryOptions
-from trace_telemetry._queue import COMPACT_MIN_BYTES, FileQueue
+from trace_telemetry._queue import _LOCK_FREE, COMPACT_MIN_BYTES, FileQueue
 from trace_telemetry._receiver import Receiver
 from trace_telemetry._stats import Stats
 from trace_telemetry._validate import is_valid_event_line
 
-from .conftest import Behaviour, read_lines
+from .conftest import Behaviour, popen_python, read_lines, run_python
 
 MakeClient = Callable[..., TelemetryClient]
 
@@ -35,7 +40,7 @@ class TestCorruptLines:
             queue_path.parent.mkdir(parents=True, exist_ok=True) or queue_path, "wb"
         ) as handle:
             handle.write(b"garbage one\n" * 12)  # more than a whole batch of garbage at the head
-            handle.write(b"\n{not json\n")
+            handle.write(b"\n{not json\n")  # a blank line is skipped, not "corrupt"
         client.track("ok", 1)
         with open(queue_path, "ab") as handle:
             handle.write(b'{"edited": "by hand"}\n')
@@ -43,9 +48,10 @@ class TestCorruptLines:
         assert client.flush(timeout=10)
         assert [1, 2] == [e["data"] for e in receiver.events]
         corrupt = side(queue_path, ".corrupt").read_bytes().splitlines()
-        assert 15 == len(corrupt)
+        assert 14 == len(corrupt)
+        assert b"" not in corrupt
         assert b'{"edited": "by hand"}' == corrupt[-1]
-        assert 15 == client.stats()["corrupt"]
+        assert 14 == client.stats()["corrupt"]
         assert 0 == client.queued_count
 
     def test_a_torn_tail_is_repaired_so_the_next_event_is_not_glued(
@@ -169,6 +175,164 @@ class TestCounting:
         assert 0 == client.queued_count
         assert 0 == other.queued_count
         other.close()
+
+
+def event_line(value: int) -> bytes:
+    """A valid queue line whose ``data`` is ``value``."""
+    return (
+        json.dumps(
+            {
+                "id": f"{value:032x}",
+                "name": "n",
+                "timestampUtc": "2026-01-01T00:00:00.000000Z",
+                "data": value,
+                "applicationName": "",
+                "applicationVersion": "",
+                "machineName": "",
+                "osDescription": "",
+                "ipAddress": "",
+                "countryCode": "",
+            },
+            separators=(",", ":"),
+        ).encode()
+        + b"\n"
+    )
+
+
+def queued_values(path: Path) -> List[int]:
+    return [event["data"] for event in read_lines(path)]
+
+
+def wait_for_growth(fd: int, size: int) -> None:
+    deadline = time.monotonic() + 10
+    while os.fstat(fd).st_size <= size:
+        assert time.monotonic() < deadline, "the append never reached the file"
+        time.sleep(0.001)
+
+
+@pytest.mark.skipif(not _LOCK_FREE, reason="appends take the locked path on this platform")
+class TestLockFreeAppends:
+    """Appends race compaction without a lock; the seal keeps every line exactly once."""
+
+    def make_pair(self, tmp_path: Path) -> Tuple[Path, FileQueue, FileQueue]:
+        path = tmp_path / "q.ndjson"
+        writer = FileQueue(str(path), 0, Stats(), max_line=1 << 20)
+        sender = FileQueue(str(path), 0, Stats(), max_line=1 << 20)
+        for value in range(3):
+            assert writer.append(event_line(value))
+        return path, writer, sender
+
+    def compact_after_consuming_one(self, sender: FileQueue) -> None:
+        with sender.session(timeout=5) as session:
+            assert session.acquired
+            session.commit(session.read_batch(1)[0][1], 1)
+            sender._compact()
+
+    def test_a_line_written_past_the_copied_end_is_appended_again(self, tmp_path: Path) -> None:
+        path, writer, sender = self.make_pair(tmp_path)
+        racer = threading.Thread(target=writer.append, args=(event_line(3),))
+        record_move = sender._record_move
+
+        def append_after_the_copy_end_is_fixed(inode: int, end: int) -> None:
+            record_move(inode, end)
+            size = os.fstat(sender._read_fd).st_size
+            racer.start()  # lands in the sealed file, then waits for our lock
+            wait_for_growth(sender._read_fd, size)
+
+        sender._record_move = append_after_the_copy_end_is_fixed  # type: ignore[method-assign]
+        self.compact_after_consuming_one(sender)
+        racer.join(10)
+        assert not racer.is_alive()
+        assert [1, 2, 3] == queued_values(path)
+        assert 0o600 == stat.S_IMODE(path.stat().st_mode)
+
+    def test_a_line_written_after_the_seal_but_inside_the_copy_is_not_duplicated(
+        self, tmp_path: Path
+    ) -> None:
+        path, writer, sender = self.make_pair(tmp_path)
+        racer = threading.Thread(target=writer.append, args=(event_line(3),))
+        last_line_end = sender._last_line_end
+
+        def append_before_the_copy_end_is_fixed(start: int) -> int:
+            size = os.fstat(sender._read_fd).st_size
+            racer.start()
+            wait_for_growth(sender._read_fd, size)
+            return last_line_end(start)
+
+        sender._last_line_end = append_before_the_copy_end_is_fixed  # type: ignore[method-assign]
+        self.compact_after_consuming_one(sender)
+        racer.join(10)
+        assert not racer.is_alive()
+        assert [1, 2, 3] == queued_values(path)
+
+    def test_a_compactor_killed_after_sealing_loses_nothing(self, tmp_path: Path) -> None:
+        path, writer, _ = self.make_pair(tmp_path)
+        killed = run_python(
+            "import os, signal, sys\n"
+            "from trace_telemetry._queue import FileQueue\n"
+            "from trace_telemetry._stats import Stats\n"
+            "queue = FileQueue(sys.argv[1], 0, Stats(), max_line=1 << 20)\n"
+            "def die(inode, end):\n"
+            "    os.kill(os.getpid(), signal.SIGKILL)\n"
+            "queue._record_move = die\n"
+            "with queue.session(timeout=5):\n"
+            "    queue._compact()\n",
+            str(path),
+        )
+        assert -signal.SIGKILL == killed.returncode, killed.stderr
+        assert stat.S_IMODE(path.stat().st_mode) & stat.S_IXUSR  # left sealed
+        assert writer.append(event_line(3))
+        assert [0, 1, 2, 3] == queued_values(path)
+        assert 0o600 == stat.S_IMODE(path.stat().st_mode)  # unsealed by the appender
+
+    def test_a_queue_file_deleted_by_hand_gets_the_next_line(self, tmp_path: Path) -> None:
+        path, writer, _ = self.make_pair(tmp_path)
+        path.unlink()
+        assert writer.append(event_line(3))
+        assert [3] == queued_values(path)
+
+    def test_processes_appending_while_the_queue_is_compacted_nonstop(self, tmp_path: Path) -> None:
+        path = tmp_path / "q.ndjson"
+        writers = [
+            popen_python(
+                "import sys\n"
+                "from trace_telemetry._queue import FileQueue\n"
+                "from trace_telemetry._stats import Stats\n"
+                "from tests.test_queue import event_line\n"
+                "queue = FileQueue(sys.argv[1], 0, Stats(), max_line=1 << 20)\n"
+                "base = int(sys.argv[2])\n"
+                "for value in range(base, base + 4000):\n"
+                "    assert queue.append(event_line(value))\n",
+                str(path),
+                str(worker * 100_000),
+            )
+            for worker in range(3)
+        ]
+        sender = FileQueue(str(path), 0, Stats(), max_line=1 << 20)
+        consumed: List[int] = []
+        compactions = 0
+
+        def drain_and_compact() -> None:
+            nonlocal compactions
+            with sender.session(timeout=5) as session:
+                batch = session.read_batch(50)
+                if batch:
+                    consumed.extend(json.loads(line)["data"] for line, _ in batch)
+                    session.commit(batch[-1][1], len(batch))
+                sender._compact()
+                compactions += 1
+
+        while any(writer.poll() is None for writer in writers):
+            drain_and_compact()
+        assert all(writer.returncode == 0 for writer in writers)
+        for _ in range(1000):
+            drain_and_compact()
+            if not sender.pending_count():
+                break
+        expected = [w * 100_000 + i for w in range(3) for i in range(4000)]
+        assert sorted(consumed) == expected  # every line exactly once
+        assert compactions > 20
+        assert not Path(str(path) + ".corrupt").exists()
 
 
 class QueueMachine(RuleBasedStateMachine):

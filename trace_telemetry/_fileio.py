@@ -11,6 +11,7 @@ import time
 from typing import Optional
 
 __all__ = [
+    "HAS_FLOCK",
     "append_private",
     "copy_range",
     "lock_exclusive",
@@ -26,6 +27,8 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
     import msvcrt
 
+#: ``flock`` semantics (locks per open file description, shared and exclusive).
+HAS_FLOCK = fcntl is not None
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _BINARY = getattr(os, "O_BINARY", 0)
 

@@ -6,33 +6,47 @@ Layout beside ``queue_path`` (``Q``):
     The events, one JSON object per line, appended with ``O_APPEND`` by a
     single ``write()`` per event. Readable with ``cat`` and ``jq``.
 ``Q.offset``
-    One line ``inode offset lines next_inode``: how far the head of ``Q`` has
-    been consumed. An ``flock`` on it is the *sender lock*: whoever holds it
-    is the only process reading, committing or compacting the queue.
+    One line ``inode offset lines next_inode dropped``: how far the head of
+    ``Q`` has been consumed. An ``flock`` on it is the *sender lock*: whoever
+    holds it is the only process reading, committing or compacting the queue.
 ``Q.lock``
-    Appenders hold a shared ``flock`` on it while writing; compaction holds it
-    exclusively while it swaps ``Q`` for a rewritten copy.
+    Compaction holds an exclusive ``flock`` on it; appenders take it only on
+    their slow paths. Its content is a small ring of *moves*: for each
+    compacted file, its inode and how far it was copied.
 ``Q.corrupt``, ``Q.rejected``
     Lines that are not valid events, and events the server refused.
 
 Why it is safe: an event is in ``Q`` once ``write()`` returned, so it
 survives ``kill -9``. The offset only moves forward after a 2xx or a write to
-a side file, so a crash re-sends at most one batch. Compaction writes the
-unconsumed tail to a new file and records its inode as ``next_inode`` before
-renaming it over ``Q``; whichever file a crash leaves behind, the state says
-where its head is. ``flock`` locks die with their process, so a crash never
-leaves the queue locked.
+a side file, so a crash re-sends at most one batch.
 
-Why it is fast: appends never read; reading a batch costs the batch; the
-consumed head is reclaimed by compaction only when it is at least half the
-file (amortized O(1) per event); ``pending_count`` counts newlines
-incrementally.
+Appends take no cross-process lock: ``write()``, then ``fstat()``. Compaction
+*seals* the old file first (``fchmod`` adds the owner's execute bit). The
+kernel runs ``fchmod`` and ``write`` under the same inode lock, so a write
+either finished before the seal, and the copy includes it, or its own
+``fstat`` sees the seal. An appender that sees a sealed or unlinked file
+looks up the move record: if its line ended past the copied end, it appends
+the line again to the new ``Q``. The record is written before the rename, and
+a sealed file that is still ``Q`` (the compactor died) is simply unsealed,
+so a crash at any step loses nothing. Compaction writes the unconsumed lines
+to a new file and records its inode as ``next_inode`` before renaming it over
+``Q``; whichever file a crash leaves behind, the state says where its head
+is. ``flock`` locks die with their process, so a crash never leaves the
+queue locked.
+
+Why it is fast: appends never read and make two system calls; reading a
+batch costs the batch; the consumed head is reclaimed by compaction only when
+it is at least half the file (amortized O(1) per event); ``pending_count``
+counts newlines incrementally.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
+import struct
+import sys
 import threading
 from typing import TYPE_CHECKING, Iterator, NamedTuple, Optional, Tuple
 
@@ -45,6 +59,14 @@ if TYPE_CHECKING:
     from ._session import QueueSession
 
 _CHUNK = 256 * 1024
+#: The mode bit that marks a queue file as being compacted.
+_SEALED = stat.S_IXUSR
+#: Appends skip the cross-process lock where ``fchmod`` and ``flock`` exist.
+_LOCK_FREE = hasattr(os, "fchmod") and _fileio.HAS_FLOCK
+#: The move ring in ``Q.lock``: a count, then (inode, copied end) pairs.
+_MOVES = 64
+_COUNT = struct.Struct("<Q")
+_MOVE = struct.Struct("<QQ")
 #: Consumed bytes worth reclaiming even while events remain queued.
 COMPACT_MIN_BYTES = 1 << 20
 _FD_NAMES = (
@@ -99,6 +121,10 @@ class FileQueue:
         self._session_lock = threading.Lock()
         self._count_lock = threading.Lock()
         self._append_fd = -1
+        #: The size of the queue file at our last append: the cap check of
+        #: the lock-free path, which goes the locked way when near the cap.
+        self._size = 0
+        self._fast_limit = (self.max_bytes or sys.maxsize) if _LOCK_FREE else -1
         self._lock_fd = -1
         self._exclusive_fd = -1
         self._state_fd = -1
@@ -149,8 +175,21 @@ class FileQueue:
         """
         try:
             with self._append_lock:
-                written, size = self._append_locked(line, allow_over=False)
-                if written:
+                fd = self._append_fd
+                if fd >= 0 and self._size + len(line) <= self._fast_limit:
+                    written = os.write(fd, line)
+                    if written != len(line):  # pragma: no cover - disk nearly full
+                        _fileio.write_all(fd, line[written:])
+                    status = os.fstat(fd)
+                    self._size = status.st_size
+                    if status.st_nlink and not status.st_mode & _SEALED:
+                        self.appended += 1
+                        return True
+                    self._settle(fd, line)
+                    self.appended += 1
+                    return True
+                written_locked, size = self._append_locked(line, allow_over=False)
+                if written_locked:
                     self.appended += 1
                     return True
             return self._append_over_cap(line, size)
@@ -161,6 +200,7 @@ class FileQueue:
             return False
 
     def _append_locked(self, line: bytes, allow_over: bool) -> Tuple[bool, int]:
+        """The locked append: first use, near the cap, and where ``fchmod`` is missing."""
         fd = self._append_fd
         if fd < 0:
             fd = self._open_for_append()
@@ -173,14 +213,65 @@ class FileQueue:
                 self._append_fd = -1
                 fd = self._open_append_file()
                 status = os.fstat(fd)
+            elif status.st_mode & _SEALED:  # a compactor died; none runs while we lock
+                os.fchmod(fd, 0o600)
             size = status.st_size
             limit = self.max_bytes
             if limit and size + len(line) > (limit + limit // 4 if allow_over else limit):
+                self._size = size
                 return False, size
             _fileio.write_all(fd, line)
+            self._size = size + len(line)
             return True, size
         finally:
             _fileio.unlock(lock_fd)
+
+    def _settle(self, fd: int, line: bytes) -> None:
+        """Make sure ``line``, just written to a sealed or unlinked file, is queued.
+
+        Waits for the compaction to end (its exclusive lock), then: if the
+        file is still ``Q``, the compactor died before its rename, so the line
+        is in place and the file is unsealed. Otherwise the move record says
+        how far the file was copied; a line that ended past that point (or a
+        file deleted by hand) is appended again to the new ``Q``.
+        """
+        end = os.lseek(fd, 0, os.SEEK_CUR)
+        inode = os.fstat(fd).st_ino
+        lock_fd = self._lock_fd
+        _fileio.lock_exclusive(lock_fd)
+        try:
+            try:
+                live = os.stat(self.path).st_ino == inode
+            except FileNotFoundError:
+                live = False
+            if live:
+                os.fchmod(fd, 0o600)
+                return
+            copied = self._moved_end(lock_fd, inode)
+            os.close(fd)
+            self._append_fd = -1
+            fd = self._open_append_file()
+            if copied is None or end > copied:
+                _fileio.write_all(fd, line)
+            self._size = os.fstat(fd).st_size
+        finally:
+            _fileio.unlock(lock_fd)
+
+    @staticmethod
+    def _moved_end(lock_fd: int, inode: int) -> Optional[int]:
+        """How far the newest compaction of ``inode`` copied it, from the move ring."""
+        ring = os.pread(lock_fd, _COUNT.size + _MOVES * _MOVE.size, 0)
+        if len(ring) < _COUNT.size:
+            return None
+        (count,) = _COUNT.unpack_from(ring)
+        for back in range(min(count, _MOVES)):
+            offset = _COUNT.size + ((count - 1 - back) % _MOVES) * _MOVE.size
+            if offset + _MOVE.size > len(ring):
+                continue
+            moved_inode, copied = _MOVE.unpack_from(ring, offset)
+            if moved_inode == inode:
+                return int(copied)
+        return None
 
     def _append_over_cap(self, line: bytes, size: int) -> bool:
         """Make room by dropping the oldest events; else overshoot a little."""
@@ -225,8 +316,10 @@ class FileQueue:
     def _repair_tail(fd: int) -> None:
         """End a torn last line so the next event is not glued to it.
 
-        Only called under the exclusive lock, when no append is in flight:
-        an unterminated tail then can only be the remains of a crash.
+        Called under the exclusive lock. A lock-free append of another
+        process can still be in flight and look torn for a moment (a write
+        that crosses a page is visible page by page); the newline then lands
+        after it as an empty line, which the reader skips.
         """
         size = os.fstat(fd).st_size
         if size and _pread_last_byte(fd, size) != b"\n":
@@ -418,36 +511,69 @@ class FileQueue:
         return count
 
     def _compact(self) -> None:
-        """Swap ``Q`` for a copy of its unconsumed part, reclaiming the head.
+        """Swap ``Q`` for a copy of its unconsumed lines, reclaiming the head.
 
-        Holds ``Q.lock`` exclusively so no append lands in the old file after
-        the copy; appenders notice the unlinked inode and reopen.
+        Seals the old file first (see the module docstring): an append that
+        lands after the copied end is appended again by its writer. Only
+        complete lines are copied; a partial last line is either a write in
+        flight, which its writer will append again, or the remains of a crash.
         """
         temp = f"{self.path}.compact-{os.getpid()}"
         self._lock_appends()
         try:
             self._sync_head()
             head = self._head
-            size = os.fstat(self._read_fd).st_size
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            fd = _fileio.open_private(temp, os.O_RDWR | os.O_APPEND)
+            old_fd = self._read_fd
+            if old_fd < 0:  # no queue file: nothing to compact
+                return
+            os.fchmod(old_fd, 0o700)  # the seal; waits for writes in flight
+            renamed = False
             try:
-                _fileio.copy_range(self._read_fd, fd, head.offset, size)
-                if size > head.offset and _pread_last_byte(self._read_fd, size) != b"\n":
-                    _fileio.write_all(fd, b"\n")  # a torn tail from a crash
-                new_inode = os.fstat(fd).st_ino
-                self._write_state(head._replace(next_inode=new_inode))
-                os.replace(temp, self.path)
-            except BaseException:
-                os.close(fd)
-                raise
+                end = self._last_line_end(head.offset)
+                self._record_move(self._read_inode, end)
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(temp)
+                fd = _fileio.open_private(temp, os.O_RDWR | os.O_APPEND)
+                try:
+                    _fileio.copy_range(old_fd, fd, head.offset, end)
+                    new_inode = os.fstat(fd).st_ino
+                    self._write_state(head._replace(next_inode=new_inode))
+                    os.replace(temp, self.path)
+                    renamed = True
+                except BaseException:
+                    os.close(fd)
+                    raise
+            finally:
+                if not renamed:
+                    with contextlib.suppress(OSError):
+                        os.fchmod(old_fd, 0o600)
             self._close_read()
             self._read_fd = fd
             self._read_inode = new_inode
             self._write_state(QueueState(new_inode, 0, 0, 0, head.dropped))
         finally:
             _fileio.unlock(self._exclusive_fd)
+
+    def _last_line_end(self, start: int) -> int:
+        """The end of the last complete line of the read file (``start`` if none)."""
+        position = os.fstat(self._read_fd).st_size
+        while position > start:
+            chunk_start = max(start, position - _CHUNK)
+            chunk = os.pread(self._read_fd, position - chunk_start, chunk_start)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                return chunk_start + newline + 1
+            position = chunk_start
+        return start
+
+    def _record_move(self, inode: int, copied_end: int) -> None:
+        """Add ``(inode, copied_end)`` to the move ring in ``Q.lock`` (under its lock)."""
+        fd = self._exclusive_fd
+        raw = os.pread(fd, _COUNT.size, 0)
+        count = _COUNT.unpack(raw)[0] if len(raw) == _COUNT.size else 0
+        offset = _COUNT.size + (count % _MOVES) * _MOVE.size
+        os.pwrite(fd, _MOVE.pack(inode, copied_end), offset)
+        os.pwrite(fd, _COUNT.pack(count + 1), 0)
 
     def _lock_appends(self) -> None:
         """Exclude appenders of every process (session side only).

@@ -101,13 +101,21 @@ class QueueSession:
                 return events
 
     def _move_corrupt(self, lines: List[bytes], end: int) -> None:
-        """Append ``lines`` to ``Q.corrupt`` (empty ones were streamed there already)."""
+        """Append ``lines`` to ``Q.corrupt`` and commit past them.
+
+        Empty entries were streamed there already (over-long lines). Blank
+        lines are skipped without a trace: a tail repair racing an append in
+        flight leaves one, and it never held an event.
+        """
         queue = self.queue
-        count = len(lines)
-        data = b"".join(lines)
+        kept = [line for line in lines if line != b"\n"]
+        count = len(kept)
+        data = b"".join(kept)
         if data:
             _fileio.append_private(queue.corrupt_path, data)
-        self.commit(end, count)
+        self.commit(end, len(lines))
+        if not count:
+            return
         queue.stats.add("corrupt", count)
         queue.stats.warn_once(
             "corrupt",

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -15,13 +16,41 @@ class PaymentError(Exception):
 
 class TestIds:
     def test_ids_are_uuid4_as_32_lowercase_hex_digits(self) -> None:
-        ids = {new_event_id() for _ in range(2000)}
-        assert 2000 == len(ids)
-        for value in list(ids)[:100]:
+        ids = {new_event_id() for _ in range(20_000)}  # many draws of 256
+        assert 20_000 == len(ids)
+        for value in ids:
             assert re.fullmatch("[0-9a-f]{32}", value)
             parsed = uuid.UUID(value)
             assert 4 == parsed.version
             assert uuid.RFC_4122 == parsed.variant
+
+    def test_every_hex_digit_outside_the_version_and_variant_varies(self) -> None:
+        ids = [new_event_id() for _ in range(2000)]
+        for position in range(32):
+            seen = {value[position] for value in ids}
+            if position == 12:
+                assert {"4"} == seen
+            elif position == 16:
+                assert seen == {"8", "9", "a", "b"}
+            else:
+                assert 16 == len(seen), position
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+    def test_a_forked_child_never_reuses_the_parents_spare_ids(self) -> None:
+        new_event_id()  # the parent now holds spare ids
+        reader, writer = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.close(reader)
+            os.write(writer, " ".join(new_event_id() for _ in range(300)).encode())
+            os._exit(0)
+        os.close(writer)
+        with os.fdopen(reader, "rb") as pipe:
+            child = set(pipe.read().decode().split())
+        os.waitpid(pid, 0)
+        parent = {new_event_id() for _ in range(300)}
+        assert 300 == len(child)
+        assert not child & parent
 
 
 class TestTimestamps:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.config
 import textwrap
@@ -9,7 +10,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
@@ -412,3 +413,45 @@ class TestDefaultFields:
         )
         assert expected == _records.default_fields(record)
         assert list(expected) == list(_records.default_fields(record))
+
+    @pytest.mark.parametrize("already_formatted", [False, True])
+    @pytest.mark.parametrize("factory", ["plain", "subclass", "adds_attributes"])
+    def test_identical_for_records_from_real_logger_calls(
+        self, factory: str, already_formatted: bool
+    ) -> None:
+        from trace_telemetry import _records
+
+        class Record(logging.LogRecord):
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                self.tenant = "acme"  # set before the standard attributes
+                super().__init__(*args, **kwargs)
+
+        plain = logging.getLogRecordFactory()
+
+        def adds_attributes(*args: Any, **kwargs: Any) -> logging.LogRecord:
+            record = plain(*args, **kwargs)
+            record.request_id = "r-1"
+            return record
+
+        made: List[logging.LogRecord] = []
+
+        class Keep(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                made.append(record)
+
+        logger = logging.getLogger("test.default_fields")
+        logger.handlers[:] = [logging.StreamHandler(io.StringIO())] if already_formatted else []
+        logger.handlers.append(Keep())
+        logger.propagate = False
+        chosen = {"plain": plain, "subclass": Record, "adds_attributes": adds_attributes}
+        logging.setLogRecordFactory(chosen[factory])
+        try:
+            logger.warning("order %s", 7, extra={"order": 7, "_hidden": 1, "items": [1]})
+        finally:
+            logging.setLogRecordFactory(plain)
+            logger.handlers.clear()
+        record = made[0]
+        expected = _records.record_fields(_records.default_formatter(), record)
+        assert expected == _records.default_fields(record)
+        assert list(expected) == list(_records.default_fields(record))
+        assert {"order": 7, "items": [1]}.items() <= expected.items()

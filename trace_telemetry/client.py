@@ -210,31 +210,37 @@ class TelemetryClient:
         """Build, scrub, serialize and append one event. Never raises.
 
         Shared by ``track``, the logging handler and the structlog processor.
+        The common case (no ``before_send``, plain JSON, under
+        ``max_event_bytes``) costs one encode and one append.
         """
         try:
             if self._pid != _getpid():
                 self._check_fork()
-            event_id = new_event_id()
-            timestamp = format_timestamp(created)
-            line = b""
-            event: Optional[Dict[str, Any]] = None
             if self._before_send is None:
-                line = encode_event(event_id, name, timestamp, data, self._tail())
-            if not line:
-                event = self._event(event_id, name, timestamp, data)
-                if self._before_send is not None:
-                    event = self._scrub(event)
-                    if event is None:
-                        return False
-                line = encode(event) + b"\n"
-            if len(line) > self._max_event_bytes:
-                line = self._shrink(event or self._event(event_id, name, timestamp, data))
-                if not line:
-                    return False
-            return self._queue.append(line)
+                line = encode_event(
+                    new_event_id(), name, format_timestamp(created), data, self._tail()
+                )
+                if line and len(line) <= self._max_event_bytes:
+                    return self._queue.append(line)
+            return self._enqueue_slowly(name, data, created)
         except Exception as error:  # noqa: BLE001 - tracking never raises
             self._internal_error(error)
             return False
+
+    def _enqueue_slowly(self, name: Any, data: Any, created: Optional[float]) -> bool:
+        """``before_send``, values to repair, events to shrink."""
+        event = self._event(new_event_id(), name, format_timestamp(created), data)
+        if self._before_send is not None:
+            scrubbed = self._scrub(event)
+            if scrubbed is None:
+                return False
+            event = scrubbed
+        line = encode(event) + b"\n"
+        if len(line) > self._max_event_bytes:
+            line = self._shrink(event)
+            if not line:
+                return False
+        return self._queue.append(line)
 
     def _event(self, event_id: str, name: Any, timestamp: str, data: Any) -> Dict[str, Any]:
         host = self._host

@@ -20,6 +20,7 @@ __all__ = ["TelemetryHandler"]
 EventName = Union[str, Callable[[logging.LogRecord], str]]
 
 _OWN_LOGGER = "trace_telemetry"
+_OWN_PREFIX = _OWN_LOGGER + "."
 
 
 class TelemetryHandler(logging.Handler):
@@ -70,11 +71,8 @@ class TelemetryHandler(logging.Handler):
 
     def handle(self, record: logging.LogRecord) -> Any:
         """Filter, then emit without the handler lock: the client is thread-safe."""
-        if (
-            record.name == _OWN_LOGGER
-            or record.name.startswith("trace_telemetry.")
-            or in_sdk_work()
-        ):
+        name = record.name
+        if name == _OWN_LOGGER or name.startswith(_OWN_PREFIX) or in_sdk_work():
             return False  # the SDK's own records never loop back in
         if not self.filters:
             self.emit(record)
@@ -89,6 +87,16 @@ class TelemetryHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         """Queue the record as an event. Never raises, never does network I/O."""
         try:
+            message = record.msg
+            if (
+                type(message) is str
+                and self.formatter is None
+                and self.event_name is None
+                and not record.exc_info
+                and not record.stack_info
+            ):  # the common case, kept short: this is every log call's cost
+                self.client._enqueue(message, _records.default_fields(record), record.created)
+                return
             name, data = self._event(record)
             self.client._enqueue(name, data, record.created)
         except Exception as error:  # noqa: BLE001 - logging must not break the app

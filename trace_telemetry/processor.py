@@ -73,11 +73,14 @@ class TelemetryProcessor:
             _shared.release(self.client)
 
     def _event(self, event_dict: EventDict) -> Tuple[Any, Any]:
-        data: Dict[str, Any] = {
-            key: value for key, value in event_dict.items() if key not in _INTERNAL_KEYS
-        }
+        data: Dict[str, Any] = dict(event_dict)
         message = data.pop("event", None)
+        if "_record" in data or "_from_structlog" in data:
+            for key in _INTERNAL_KEYS:
+                data.pop(key, None)
         exc_info = data.pop("exc_info", None)
+        if exc_info is None and "exception" not in data:
+            return message, data  # the common case
         error = _exception_of(exc_info)
         if error is not None:
             data.pop("exception", None)

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import uuid
 
+import hypothesis.strategies as st
 import pytest
+from hypothesis import given
 
 from trace_telemetry._event import exception_data, format_timestamp, new_event_id, qualified_name
 
@@ -62,6 +65,16 @@ class TestTimestamps:
     def test_the_cached_second_does_not_leak_into_another_second(self) -> None:
         assert "2026-11-28T02:04:14.999999Z" == format_timestamp(1795831454.999999)
         assert "2026-11-28T02:04:15.000001Z" == format_timestamp(1795831455.000001)
+
+    @given(st.integers(min_value=0, max_value=4_102_444_799_999_999))  # up to 2099
+    def test_every_microsecond_formats_like_datetime(self, micros: int) -> None:
+        moment = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+        moment += datetime.timedelta(microseconds=micros)
+        expected = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert expected == format_timestamp(micros / 1_000_000) or (
+            # float seconds cannot hold every microsecond of 2099 exactly
+            abs(micros / 1_000_000 * 1_000_000 - micros) >= 0.5
+        )
 
     @pytest.mark.parametrize("bad", [float("nan"), float("inf"), 1e30, "x"])
     def test_a_bad_timestamp_falls_back_to_now(self, bad: object) -> None:

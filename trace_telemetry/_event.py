@@ -72,6 +72,8 @@ if hasattr(os, "register_at_fork"):
 
 
 _second_cache: Tuple[int, str] = (-1, "")
+#: "000" to "999": two lookups format the microseconds without a format spec.
+_THREE_DIGITS = tuple(f"{number:03d}" for number in range(1000))
 
 
 def format_timestamp(epoch_seconds: Optional[float] = None) -> str:
@@ -82,6 +84,8 @@ def format_timestamp(epoch_seconds: Optional[float] = None) -> str:
             ``None`` means now.
 
     The date part is cached per second: formatting it is most of the cost.
+    The microseconds come from a table of three-digit strings, which halves
+    what is left.
     """
     global _second_cache  # noqa: PLW0603 - a tuple swap is atomic under the GIL
     if epoch_seconds is None:
@@ -99,7 +103,8 @@ def format_timestamp(epoch_seconds: Optional[float] = None) -> str:
         except (OverflowError, OSError, ValueError):
             return format_timestamp(None)
         _second_cache = (second, prefix)
-    return f"{prefix}.{fraction:06d}Z"
+    milli, micro = divmod(fraction, 1000)
+    return f"{prefix}.{_THREE_DIGITS[milli]}{_THREE_DIGITS[micro]}Z"
 
 
 def qualified_name(cls: type) -> str:

@@ -43,14 +43,15 @@ counts newlines incrementally.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 import stat
-import struct
 import sys
 import threading
-from typing import TYPE_CHECKING, Iterator, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Iterator, List, NamedTuple, Optional, Tuple
 
 from . import _fileio
+from ._movelog import GENERATION, SHARED_GENERATION, MoveLog
 from ._stats import Stats
 
 __all__ = ["FileQueue", "QueueState"]
@@ -63,10 +64,9 @@ _CHUNK = 256 * 1024
 _SEALED = stat.S_IXUSR
 #: Appends skip the cross-process lock where ``fchmod`` and ``flock`` exist.
 _LOCK_FREE = hasattr(os, "fchmod") and _fileio.HAS_FLOCK
-#: The move ring in ``Q.lock``: a count, then (inode, copied end) pairs.
-_MOVES = 64
-_COUNT = struct.Struct("<Q")
-_MOVE = struct.Struct("<QQ")
+#: With the shared generation, every this many appends still call ``fstat``:
+#: it also notices a queue file deleted by hand, which bumps no generation.
+_FSTAT_EVERY = 64
 #: Consumed bytes worth reclaiming even while events remain queued.
 COMPACT_MIN_BYTES = 1 << 20
 _FD_NAMES = (
@@ -115,8 +115,10 @@ class FileQueue:
 
     def _init_process_state(self) -> None:
         self._pid = os.getpid()
-        #: Lines this process appended (counted under the append lock).
+        #: Lines this process appended (counted under the append lock), and
+        #: appends that found their file compacted or replaced under them.
         self.appended = 0
+        self.settled = 0
         self._append_lock = threading.Lock()
         self._session_lock = threading.Lock()
         self._count_lock = threading.Lock()
@@ -125,6 +127,15 @@ class FileQueue:
         #: the lock-free path, which goes the locked way when near the cap.
         self._size = 0
         self._fast_limit = (self.max_bytes or sys.maxsize) if _LOCK_FREE else -1
+        #: ``Q.lock`` mapped, the generation our append file belongs to, and
+        #: the appends left before the next ``fstat`` check.
+        self._moves: Optional[MoveLog] = None
+        self._generation_map: Optional[mmap.mmap] = None
+        self._generation = b""
+        self._fstat_countdown = 0
+        #: ``(end, length)`` of the appends since the last ``fstat``: what to
+        #: write again if the file turns out to have been deleted by hand.
+        self._unchecked: List[Tuple[int, int]] = []
         self._lock_fd = -1
         self._exclusive_fd = -1
         self._state_fd = -1
@@ -148,6 +159,7 @@ class FileQueue:
         if self._pid == os.getpid():
             return
         self._close_descriptors(_FD_NAMES)
+        self._close_move_log()
         self._init_process_state()
 
     def _close_descriptors(self, names: Tuple[str, ...]) -> None:
@@ -162,7 +174,14 @@ class FileQueue:
         """Close every descriptor; the queue reopens them on next use."""
         with self._append_lock, self._session_lock, self._count_lock:
             self._close_descriptors(_FD_NAMES)
+            self._close_move_log()
             self._read_inode = self._count_inode = -1
+
+    def _close_move_log(self) -> None:
+        if self._moves is not None:
+            self._moves.close()
+        self._moves = self._generation_map = None
+        self._generation = b""
 
     # -- appending (the track() path) --------------------------------------
 
@@ -180,11 +199,24 @@ class FileQueue:
                     written = os.write(fd, line)
                     if written != len(line):  # pragma: no cover - disk nearly full
                         _fileio.write_all(fd, line[written:])
-                    status = os.fstat(fd)
-                    self._size = status.st_size
-                    if status.st_nlink and not status.st_mode & _SEALED:
-                        self.appended += 1
-                        return True
+                    generation_map = self._generation_map
+                    if generation_map is not None and self._fstat_countdown:
+                        self._fstat_countdown -= 1
+                        if generation_map[GENERATION] == self._generation:
+                            self._size = end = os.lseek(fd, 0, os.SEEK_CUR)
+                            self._unchecked.append((end, len(line)))
+                            self.appended += 1
+                            return True
+                    else:
+                        # The generation is read first: if a compaction starts
+                        # after this read, the next append sees it changed.
+                        generation = self._current_generation()
+                        status = os.fstat(fd)
+                        self._size = status.st_size
+                        if status.st_nlink and not status.st_mode & _SEALED:
+                            self._checked(generation)
+                            self.appended += 1
+                            return True
                     self._settle(fd, line)
                     self.appended += 1
                     return True
@@ -198,6 +230,19 @@ class FileQueue:
             self.stats.error(f"queue write failed: {error}")
             self.stats.drop("io_error", detail=f"{self.path}: {error.strerror or error}")
             return False
+
+    def _current_generation(self) -> bytes:
+        return self._moves.generation() if self._moves is not None else b""
+
+    def _checked(self, generation: bytes) -> None:
+        """Our append file is the live, unsealed ``Q`` of ``generation``.
+
+        ``generation`` must have been read while no compaction could run
+        (under ``Q.lock``), or before an ``fstat`` that saw no seal.
+        """
+        self._unchecked.clear()
+        self._fstat_countdown = _FSTAT_EVERY
+        self._generation = generation
 
     def _append_locked(self, line: bytes, allow_over: bool) -> Tuple[bool, int]:
         """The locked append: first use, near the cap, and where ``fchmod`` is missing."""
@@ -215,6 +260,7 @@ class FileQueue:
                 status = os.fstat(fd)
             elif status.st_mode & _SEALED:  # a compactor died; none runs while we lock
                 os.fchmod(fd, 0o600)
+            self._checked(self._current_generation())
             size = status.st_size
             limit = self.max_bytes
             if limit and size + len(line) > (limit + limit // 4 if allow_over else limit):
@@ -227,14 +273,17 @@ class FileQueue:
             _fileio.unlock(lock_fd)
 
     def _settle(self, fd: int, line: bytes) -> None:
-        """Make sure ``line``, just written to a sealed or unlinked file, is queued.
+        """Make sure ``line``, just written to a file that may have moved, is queued.
 
-        Waits for the compaction to end (its exclusive lock), then: if the
-        file is still ``Q``, the compactor died before its rename, so the line
-        is in place and the file is unsealed. Otherwise the move record says
-        how far the file was copied; a line that ended past that point (or a
-        file deleted by hand) is appended again to the new ``Q``.
+        Waits for any compaction to end (its exclusive lock), then: if the
+        file is still ``Q``, the line is in place (a compactor that died
+        after sealing leaves the file sealed, so it is unsealed). Otherwise
+        the move record says how far the file was copied; a line that ended
+        past that point is appended again to the new ``Q``. A file with no
+        record was deleted (or replaced) by hand: the line, and those appended
+        to it since the last ``fstat``, are written again to the new ``Q``.
         """
+        self.settled += 1
         end = os.lseek(fd, 0, os.SEEK_CUR)
         inode = os.fstat(fd).st_ino
         lock_fd = self._lock_fd
@@ -246,32 +295,47 @@ class FileQueue:
                 live = False
             if live:
                 os.fchmod(fd, 0o600)
+                self._checked(self._current_generation())
                 return
-            copied = self._moved_end(lock_fd, inode)
+            moves = self._move_log(lock_fd)
+            copied = moves.copied_end(inode)
+            rescued = [] if copied is not None else self._read_back(fd, end)
             os.close(fd)
             self._append_fd = -1
             fd = self._open_append_file()
+            for earlier in rescued:
+                _fileio.write_all(fd, earlier)
             if copied is None or end > copied:
                 _fileio.write_all(fd, line)
             self._size = os.fstat(fd).st_size
+            self._checked(moves.generation())
         finally:
             _fileio.unlock(lock_fd)
 
-    @staticmethod
-    def _moved_end(lock_fd: int, inode: int) -> Optional[int]:
-        """How far the newest compaction of ``inode`` copied it, from the move ring."""
-        ring = os.pread(lock_fd, _COUNT.size + _MOVES * _MOVE.size, 0)
-        if len(ring) < _COUNT.size:
-            return None
-        (count,) = _COUNT.unpack_from(ring)
-        for back in range(min(count, _MOVES)):
-            offset = _COUNT.size + ((count - 1 - back) % _MOVES) * _MOVE.size
-            if offset + _MOVE.size > len(ring):
-                continue
-            moved_inode, copied = _MOVE.unpack_from(ring, offset)
-            if moved_inode == inode:
-                return int(copied)
-        return None
+    def _read_back(self, fd: int, current_end: int) -> List[bytes]:
+        """Our appends since the last ``fstat``, read back from a deleted file."""
+        lines = [
+            os.pread(fd, length, end - length)
+            for end, length in self._unchecked
+            if end != current_end
+        ]
+        if lines:
+            self.stats.warn_once(
+                "queue_file_deleted",
+                "trace_telemetry: %s was deleted while in use; %d event(s) appended "
+                "to it were written again to the new file (logged once)",
+                self.path,
+                len(lines),
+            )
+        return lines
+
+    def _move_log(self, fd: int) -> MoveLog:
+        """``Q.lock`` mapped (once per process), from any open descriptor of it."""
+        if self._moves is None:
+            self._moves = MoveLog(fd)
+            if SHARED_GENERATION:
+                self._generation_map = self._moves.map
+        return self._moves
 
     def _append_over_cap(self, line: bytes, size: int) -> bool:
         """Make room by dropping the oldest events; else overshoot a little."""
@@ -297,13 +361,19 @@ class FileQueue:
         return written
 
     def _open_for_append(self) -> int:
-        """Open the lock and queue files; repair a torn tail left by a crash."""
+        """Open the lock and queue files; repair a torn tail left by a crash.
+
+        Under the exclusive lock, so the generation we note belongs to the
+        file we open.
+        """
         if self._lock_fd < 0:
             self._lock_fd = _fileio.open_private(self.lock_path, os.O_RDWR)
-        fd = self._open_append_file()
         _fileio.lock_exclusive(self._lock_fd)
         try:
+            self._move_log(self._lock_fd)
+            fd = self._open_append_file()
             self._repair_tail(fd)
+            self._checked(self._current_generation())
         finally:
             _fileio.unlock(self._lock_fd)
         return fd
@@ -382,10 +452,14 @@ class FileQueue:
         try:
             inode = os.stat(self.path).st_ino
         except FileNotFoundError:
+            if self._read_fd >= 0:
+                self._announce_replaced()
             self._close_read()
             self._head = QueueState(0, 0, 0, 0, 0)
             return
         if inode != self._read_inode:
+            if self._read_fd >= 0:
+                self._announce_replaced()
             self._close_read()
             self._read_fd = os.open(self.path, os.O_RDONLY | _fileio._CLOEXEC)
             self._read_inode = inode = os.fstat(self._read_fd).st_ino
@@ -401,6 +475,17 @@ class FileQueue:
         if state != head:
             self._write_state(head)
         self._head = head
+
+    def _announce_replaced(self) -> None:
+        """The queue file changed, not by our compaction: appenders must look.
+
+        Deleted or replaced by hand (or compacted by another process that
+        held the sender lock since); appenders still writing to the old file
+        re-append their next line to the new one.
+        """
+        if self._exclusive_fd < 0:
+            self._exclusive_fd = _fileio.open_private(self.lock_path, os.O_RDWR)
+        self._move_log(self._exclusive_fd).bump()
 
     def _close_read(self) -> None:
         if self._read_fd >= 0:
@@ -526,11 +611,14 @@ class FileQueue:
             old_fd = self._read_fd
             if old_fd < 0:  # no queue file: nothing to compact
                 return
-            os.fchmod(old_fd, 0o700)  # the seal; waits for writes in flight
+            moves = self._move_log(self._exclusive_fd)
+            moves.bump()  # before the seal: see the _movelog module
+            if _LOCK_FREE:
+                os.fchmod(old_fd, 0o700)  # the seal; waits for writes in flight
             renamed = False
             try:
                 end = self._last_line_end(head.offset)
-                self._record_move(self._read_inode, end)
+                moves.record(self._read_inode, end)
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(temp)
                 fd = _fileio.open_private(temp, os.O_RDWR | os.O_APPEND)
@@ -544,7 +632,7 @@ class FileQueue:
                     os.close(fd)
                     raise
             finally:
-                if not renamed:
+                if not renamed and _LOCK_FREE:
                     with contextlib.suppress(OSError):
                         os.fchmod(old_fd, 0o600)
             self._close_read()
@@ -565,15 +653,6 @@ class FileQueue:
                 return chunk_start + newline + 1
             position = chunk_start
         return start
-
-    def _record_move(self, inode: int, copied_end: int) -> None:
-        """Add ``(inode, copied_end)`` to the move ring in ``Q.lock`` (under its lock)."""
-        fd = self._exclusive_fd
-        raw = os.pread(fd, _COUNT.size, 0)
-        count = _COUNT.unpack(raw)[0] if len(raw) == _COUNT.size else 0
-        offset = _COUNT.size + (count % _MOVES) * _MOVE.size
-        os.pwrite(fd, _MOVE.pack(inode, copied_end), offset)
-        os.pwrite(fd, _COUNT.pack(count + 1), 0)
 
     def _lock_appends(self) -> None:
         """Exclude appenders of every process (session side only).

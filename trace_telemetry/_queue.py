@@ -11,8 +11,9 @@ Layout beside ``queue_path`` (``Q``):
     holds it is the only process reading, committing or compacting the queue.
 ``Q.lock``
     Compaction holds an exclusive ``flock`` on it; appenders take it only on
-    their slow paths. Its content is a small ring of *moves*: for each
-    compacted file, its inode and how far it was copied.
+    their slow paths. Its content (see ``_movelog``) is the compaction
+    generation and a ring of *moves*: for each compacted file, its inode and
+    how far it was copied.
 ``Q.corrupt``, ``Q.rejected``
     Lines that are not valid events, and events the server refused.
 
@@ -20,12 +21,15 @@ Why it is safe: an event is in ``Q`` once ``write()`` returned, so it
 survives ``kill -9``. The offset only moves forward after a 2xx or a write to
 a side file, so a crash re-sends at most one batch.
 
-Appends take no cross-process lock: ``write()``, then ``fstat()``. Compaction
-*seals* the old file first (``fchmod`` adds the owner's execute bit). The
-kernel runs ``fchmod`` and ``write`` under the same inode lock, so a write
-either finished before the seal, and the copy includes it, or its own
-``fstat`` sees the seal. An appender that sees a sealed or unlinked file
-looks up the move record: if its line ended past the copied end, it appends
+Appends take no cross-process lock: ``write()``, then a check. Compaction
+bumps the generation, then *seals* the old file (``fchmod`` adds the owner's
+execute bit). The kernel runs ``fchmod`` and ``write`` under the same inode
+lock, so a write either finished before the seal, and the copy includes it,
+or the check after it sees the change: the generation, read from shared
+memory (x86), or the seal and link count from ``fstat`` (other CPUs, and
+every 64th append everywhere, which also catches a file deleted by hand).
+An appender that sees a change waits for the compaction and looks up the
+move record: if its line ended past the copied end, it appends
 the line again to the new ``Q``. The record is written before the rename, and
 a sealed file that is still ``Q`` (the compactor died) is simply unsealed,
 so a crash at any step loses nothing. Compaction writes the unconsumed lines
@@ -34,7 +38,8 @@ to a new file and records its inode as ``next_inode`` before renaming it over
 is. ``flock`` locks die with their process, so a crash never leaves the
 queue locked.
 
-Why it is fast: appends never read and make two system calls; reading a
+Why it is fast: appends never read and make two system calls (``write`` and
+``lseek`` or ``fstat``); reading a
 batch costs the batch; the consumed head is reclaimed by compaction only when
 it is at least half the file (amortized O(1) per event); ``pending_count``
 counts newlines incrementally.

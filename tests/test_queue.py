@@ -318,6 +318,25 @@ class TestLockFreeAppends:
         assert len(kept) == len(set(kept))
         assert {} == writer.stats.snapshot()["dropped"]
 
+    def test_a_stale_move_for_a_reused_inode_number_is_ignored(
+        self, tmp_path: Path, check: str
+    ) -> None:
+        path, writer, sender = self.make_pair(tmp_path)
+        inode = path.stat().st_ino
+        with sender.session(timeout=5):
+            # An older file with this inode number was compacted "far": a
+            # stale record that must not make the next line look copied.
+            lock_fd = os.open(str(path) + ".lock", os.O_RDWR)
+            try:
+                sender._move_log(lock_fd).record(inode, 1 << 40)
+            finally:
+                os.close(lock_fd)
+        path.unlink()
+        with sender.session(timeout=5):
+            pass  # the sender notices the deletion
+        assert writer.append(event_line(3))
+        assert 3 in queued_values(path)
+
     def test_a_queue_file_deleted_by_hand_with_no_sender_loses_nothing(
         self, tmp_path: Path, check: str
     ) -> None:

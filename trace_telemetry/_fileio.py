@@ -49,8 +49,10 @@ def open_private(path: str, flags: int) -> int:
             except FileNotFoundError:
                 continue  # deleted between the two calls: create it again
         except FileNotFoundError:
+            # The folder is missing, or was missing: another thread or process
+            # may be creating it right now, so create it if need be and retry.
             parent = os.path.dirname(path)
-            if not parent or os.path.isdir(parent):
+            if not parent:
                 raise
             os.makedirs(parent, mode=0o700, exist_ok=True)
             continue

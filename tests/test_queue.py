@@ -420,25 +420,10 @@ class QueueMachine(RuleBasedStateMachine):
         self.path = os.path.join(self.dir, "q.ndjson")
         self.queue = FileQueue(self.path, 0, Stats(), max_line=1 << 20)
 
-    def line(self, value: int) -> bytes:
-        event = {
-            "id": f"{value:032x}",
-            "name": "n",
-            "timestampUtc": "t",
-            "data": value,
-            "applicationName": "",
-            "applicationVersion": "",
-            "machineName": "",
-            "osDescription": "",
-            "ipAddress": "",
-            "countryCode": "",
-        }
-        return json.dumps(event).encode() + b"\n"
-
     @rule(count=st.integers(1, 30))
     def append(self, count: int) -> None:
         for _ in range(count):
-            assert self.queue.append(self.line(self.counter))
+            assert self.queue.append(event_line(self.counter))
             self.expected.append(self.counter)
             self.counter += 1
 

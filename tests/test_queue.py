@@ -275,6 +275,41 @@ class TestLockFreeAppends:
         assert writer.append(event_line(4))
         assert [1, 2, 3, 4] == queued_values(path)
 
+    def test_an_fstat_check_between_the_bump_and_the_seal_hides_nothing(
+        self, tmp_path: Path, check: str
+    ) -> None:
+        path, writer, sender = self.make_pair(tmp_path)
+        with sender.session(timeout=5):
+            pass
+        lock_fd = os.open(str(path) + ".lock", os.O_RDWR)
+        try:
+            moves = sender._move_log(lock_fd)
+        finally:
+            os.close(lock_fd)
+        bump = moves.bump
+
+        def bump_then_append() -> None:
+            bump()
+            writer._fstat_countdown = 0  # this append takes the fstat check
+            assert writer.append(event_line(3))  # not sealed yet: no lock needed
+
+        moves.bump = bump_then_append  # type: ignore[method-assign]
+        self.compact_after_consuming_one(sender)
+        assert writer.append(event_line(4))  # must notice the compaction
+        assert [1, 2, 3, 4] == queued_values(path)
+
+    def test_a_writer_idle_through_many_compactions_still_finds_its_move(
+        self, tmp_path: Path, check: str
+    ) -> None:
+        path, writer, sender = self.make_pair(tmp_path)
+        assert writer.append(event_line(3))
+        self.compact_after_consuming_one(sender)  # copies 1, 2, 3
+        for _ in range(300):  # the writer sleeps through these
+            with sender.session(timeout=5):
+                sender._compact()
+        assert writer.append(event_line(4))
+        assert [1, 2, 3, 4] == queued_values(path)
+
     @pytest.mark.parametrize("dies_in", ["_last_line_end", "os.replace"])
     def test_a_compactor_killed_mid_way_loses_nothing(
         self, tmp_path: Path, check: str, dies_in: str

@@ -3,7 +3,7 @@
 Appenders write to the queue file without a lock, so compaction has to tell
 them two things: that it happened (the *generation*, a counter bumped before
 each compaction) and how far it copied each file it replaced (the *moves*,
-the last 64 ``(inode, copied end)`` pairs). Both live in ``Q.lock``, mapped
+the last 2047 ``(inode, copied end)`` pairs). Both live in ``Q.lock``, mapped
 shared into every process, so an appender reads the generation with a memory
 load instead of a system call.
 """
@@ -17,12 +17,17 @@ from typing import Optional
 
 __all__ = ["GENERATION", "SHARED_GENERATION", "MoveLog"]
 
-_SIZE = 4096
 _COUNT = struct.Struct("<Q")  # at offset 0: moves recorded so far
-_MOVE = struct.Struct("<QQ")  # then a ring of (inode, copied end)
-_MOVES = 64
 #: Where the generation is in the mapping (appenders slice it directly).
-GENERATION = slice(2048, 2056)
+GENERATION = slice(8, 16)
+_MOVE = struct.Struct("<QQ")  # from offset 16: a ring of (inode, copied end)
+_RING = 16
+#: Room for this many moves: an appender stalled (descheduled, stopped)
+#: through more compactions than this re-appends its line rather than risk
+#: losing it, so at-least-once remains. Compactions come at most once per
+#: send, so a ring this long spans minutes.
+_MOVES = 2047
+_SIZE = _RING + _MOVES * _MOVE.size
 
 #: Whether an appender may check the generation in shared memory after its
 #: ``write()`` instead of calling ``fstat()``. Sound where a locked
@@ -44,13 +49,13 @@ class MoveLog:
 
     Args:
         fd: an open, writable descriptor of ``Q.lock``. The file is grown to
-            one page if it is shorter; it never shrinks, so a mapping of it
+            32 KiB if it is shorter; it never shrinks, so a mapping of it
             stays valid.
     """
 
     def __init__(self, fd: int) -> None:
         if os.fstat(fd).st_size < _SIZE:
-            os.ftruncate(fd, _SIZE)
+            os.ftruncate(fd, _SIZE)  # grown, never shrunk: mappings stay valid
         self.map = mmap.mmap(fd, _SIZE)
 
     def generation(self) -> bytes:
@@ -68,7 +73,7 @@ class MoveLog:
         Called under ``Q.lock``'s exclusive lock, like :meth:`copied_end`.
         """
         (count,) = _COUNT.unpack_from(self.map, 0)
-        offset = _COUNT.size + (count % _MOVES) * _MOVE.size
+        offset = _RING + (count % _MOVES) * _MOVE.size
         self.map[offset : offset + _MOVE.size] = _MOVE.pack(inode, copied_end)
         self.map[: _COUNT.size] = _COUNT.pack(count + 1)
 
@@ -76,7 +81,7 @@ class MoveLog:
         """How far the newest compaction of ``inode`` copied it; None if unknown."""
         (count,) = _COUNT.unpack_from(self.map, 0)
         for back in range(min(count, _MOVES)):
-            offset = _COUNT.size + ((count - 1 - back) % _MOVES) * _MOVE.size
+            offset = _RING + ((count - 1 - back) % _MOVES) * _MOVE.size
             moved_inode, copied = _MOVE.unpack_from(self.map, offset)
             if moved_inode == inode:
                 return int(copied)

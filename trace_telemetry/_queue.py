@@ -213,13 +213,13 @@ class FileQueue:
                             self.appended += 1
                             return True
                     else:
-                        # The generation is read first: if a compaction starts
-                        # after this read, the next append sees it changed.
-                        generation = self._current_generation()
                         status = os.fstat(fd)
                         self._size = status.st_size
                         if status.st_nlink and not status.st_mode & _SEALED:
-                            self._checked(generation)
+                            # Keep the generation we hold: a compaction may have
+                            # bumped it already without sealing yet, and noting
+                            # the new one would hide that compaction from us.
+                            self._checked(self._generation)
                             self.appended += 1
                             return True
                     self._settle(fd, line)
@@ -242,8 +242,8 @@ class FileQueue:
     def _checked(self, generation: bytes) -> None:
         """Our append file is the live, unsealed ``Q`` of ``generation``.
 
-        ``generation`` must have been read while no compaction could run
-        (under ``Q.lock``), or before an ``fstat`` that saw no seal.
+        A new ``generation`` may only be noted under ``Q.lock`` (either
+        mode), when no compaction is between its bump and its rename.
         """
         self._unchecked.clear()
         self._fstat_countdown = _FSTAT_EVERY

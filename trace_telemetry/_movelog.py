@@ -17,7 +17,8 @@ from typing import Optional
 
 __all__ = ["GENERATION", "SHARED_GENERATION", "MoveLog"]
 
-_COUNT = struct.Struct("<Q")  # at offset 0: moves recorded so far
+#: Both counters are unsigned 64-bit: moves recorded (offset 0), generation.
+_U64 = struct.Struct("<Q")
 #: Where the generation is in the mapping (appenders slice it directly).
 GENERATION = slice(8, 16)
 _MOVE = struct.Struct("<QQ")  # from offset 16: a ring of (inode, copied end)
@@ -64,22 +65,22 @@ class MoveLog:
 
     def bump(self) -> None:
         """Announce a compaction (or a queue file replaced by hand)."""
-        (value,) = _COUNT.unpack(self.map[GENERATION])
-        self.map[GENERATION] = _COUNT.pack(value + 1)
+        (value,) = _U64.unpack(self.map[GENERATION])
+        self.map[GENERATION] = _U64.pack(value + 1)
 
     def record(self, inode: int, copied_end: int) -> None:
         """Remember that the file ``inode`` was copied up to ``copied_end``.
 
         Called under ``Q.lock``'s exclusive lock, like :meth:`copied_end`.
         """
-        (count,) = _COUNT.unpack_from(self.map, 0)
+        (count,) = _U64.unpack_from(self.map, 0)
         offset = _RING + (count % _MOVES) * _MOVE.size
         self.map[offset : offset + _MOVE.size] = _MOVE.pack(inode, copied_end)
-        self.map[: _COUNT.size] = _COUNT.pack(count + 1)
+        self.map[: _U64.size] = _U64.pack(count + 1)
 
     def copied_end(self, inode: int) -> Optional[int]:
         """How far the newest compaction of ``inode`` copied it; None if unknown."""
-        (count,) = _COUNT.unpack_from(self.map, 0)
+        (count,) = _U64.unpack_from(self.map, 0)
         for back in range(min(count, _MOVES)):
             offset = _RING + ((count - 1 - back) % _MOVES) * _MOVE.size
             moved_inode, copied = _MOVE.unpack_from(self.map, offset)

@@ -492,9 +492,7 @@ class FileQueue:
         held the sender lock since); appenders still writing to the old file
         re-append their next line to the new one.
         """
-        if self._exclusive_fd < 0:
-            self._exclusive_fd = _fileio.open_private(self.lock_path, os.O_RDWR)
-        self._move_log(self._exclusive_fd).bump()
+        self._move_log(self._sender_lock_fd()).bump()
 
     def _close_read(self) -> None:
         if self._read_fd >= 0:
@@ -670,9 +668,13 @@ class FileQueue:
         description, so sharing the appenders' one would let an appender's
         unlock release this lock.
         """
+        _fileio.lock_exclusive(self._sender_lock_fd())
+
+    def _sender_lock_fd(self) -> int:
+        """The session side's own descriptor of ``Q.lock``, opened on first use."""
         if self._exclusive_fd < 0:
             self._exclusive_fd = _fileio.open_private(self.lock_path, os.O_RDWR)
-        _fileio.lock_exclusive(self._exclusive_fd)
+        return self._exclusive_fd
 
     def _repair_unterminated_tail(self) -> None:
         self._lock_appends()

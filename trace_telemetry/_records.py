@@ -52,19 +52,24 @@ def default_fields(record: logging.LogRecord) -> Dict[str, Any]:
     attributes = record.__dict__
     if type(record) is not logging.LogRecord:
         for key, value in attributes.items():
-            if key not in _NOT_EXTRA and key[:1] != "_":
+            if _is_extra(key):
                 fields[key] = value
     elif len(attributes) > _INIT_ATTRIBUTES:
         names = tuple(attributes)[_INIT_ATTRIBUTES:]
         extras = _extras_by_names.get(names)
         if extras is None:
-            extras = tuple(key for key in names if key not in _NOT_EXTRA and key[:1] != "_")
+            extras = tuple(filter(_is_extra, names))
             if len(_extras_by_names) >= _MAX_REMEMBERED:
                 _extras_by_names.clear()
             _extras_by_names[names] = extras
         for key in extras:
             fields[key] = attributes[key]
     return fields
+
+
+def _is_extra(key: str) -> bool:
+    """python-json-logger's rule: not a record attribute, not private."""
+    return key not in _NOT_EXTRA and key[:1] != "_"
 
 
 def default_formatter() -> logging.Formatter:

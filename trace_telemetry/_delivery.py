@@ -1,6 +1,6 @@
 """Draining the queue to the endpoint: batching, the failure policy, backoff.
 
-Per answer (CONTRACT.md, issue "The core SDK"):
+Per answer (see ``docs/delivery.md``, "The failure policy"):
 
 * 2xx: the batch leaves the queue.
 * 400, 422: split the batch until the refused events are isolated; each
@@ -20,9 +20,9 @@ import threading
 import time
 from typing import Callable, List, Optional, Tuple
 
+from ._consume import QueueSession
 from ._guard import sdk_work
 from ._queue import FileQueue
-from ._session import QueueSession
 from ._stats import Stats
 from ._transport import Response
 

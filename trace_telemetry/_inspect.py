@@ -9,8 +9,8 @@ import json
 import os
 from typing import Any, Dict, Iterator, List, Optional
 
-from . import _fileio
-from ._queue import QueueState, _read_state
+from . import _control, _fileio
+from ._control import State
 from ._validate import is_valid_event_line
 
 __all__ = ["QueueReport", "count_lines", "pending_lines", "report", "sender_active"]
@@ -18,27 +18,39 @@ __all__ = ["QueueReport", "count_lines", "pending_lines", "report", "sender_acti
 QueueReport = Dict[str, Any]
 
 
-def _state(path: str) -> Optional[QueueState]:
+def _read(path: str, at: int) -> Optional[State]:
     try:
-        fd = os.open(path + ".offset", os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return None
     try:
-        return _read_state(fd)
+        return _control.read_state(fd, at)
+    finally:
+        os.close(fd)
+
+
+def _drops(path: str) -> Dict[str, int]:
+    try:
+        fd = os.open(path + ".lock", os.O_RDONLY)
+    except OSError:
+        return {}
+    try:
+        return _control.read_drops(fd)
     finally:
         os.close(fd)
 
 
 def head_offset(path: str) -> int:
-    """Where the unconsumed part of the queue file starts."""
-    state = _state(path)
+    """Where the unconsumed part of the queue file starts (as the sender sees it)."""
     try:
-        status = os.stat(path)
+        fd = os.open(path, os.O_RDONLY)
     except OSError:
         return 0
-    if state is not None and state.inode == status.st_ino and state.offset <= status.st_size:
-        return state.offset
-    return 0
+    try:
+        state = _control.head_of(fd, (_read(path + ".lock", 64), _read(path + ".offset", 0)))
+        return state.offset if state is not None else 0
+    finally:
+        os.close(fd)
 
 
 def pending_lines(path: str) -> Iterator[bytes]:
@@ -101,7 +113,7 @@ def report(path: str) -> QueueReport:
         if oldest is None and is_valid_event_line(line):
             oldest = json.loads(line)["timestampUtc"]
     newest_line = _newest_valid_line(path, offset) if pending else None
-    state = _state(path)
+    drops = _drops(path)
     return {
         "queue": os.path.abspath(path),
         "pending_events": pending,
@@ -111,7 +123,9 @@ def report(path: str) -> QueueReport:
         "newest": json.loads(newest_line)["timestampUtc"] if newest_line else None,
         "corrupt_lines": count_lines(path + ".corrupt"),
         "rejected_events": count_lines(path + ".rejected"),
-        "dropped_by_cap": state.dropped if state is not None else 0,
+        "dropped_by_cap": drops.get("queue_full", 0),
+        "dropped": drops,
+        "dropped_total": sum(drops.values()),
         "sender_active": sender_active(path),
     }
 

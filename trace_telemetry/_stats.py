@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, Optional, Set
+import time
+from typing import Any, Callable, Dict, Optional, Set
 
 __all__ = ["Stats", "logger"]
 
@@ -21,6 +22,9 @@ class Stats:
     """Thread-safe counters plus a memory of which conditions were logged."""
 
     def __init__(self) -> None:
+        #: Stores drop counts where every process (and ``trace-telemetry
+        #: status``) sees them; returns False if it could not do so now.
+        self.sink: Optional[Callable[[Dict[str, int]], bool]] = None
         self.reset()
 
     def reset(self) -> None:
@@ -35,15 +39,30 @@ class Stats:
         self.dropped: Dict[str, int] = {}
         self.last_error: Optional[str] = None
         self._logged: Set[str] = set()
+        #: Drops not yet stored through ``sink``.
+        self._pending: Dict[str, int] = {}
+        self._next_store = 0.0
 
     def add(self, counter: str, amount: int = 1) -> None:
         with self._lock:
             setattr(self, counter, getattr(self, counter) + amount)
 
-    def drop(self, reason: str, amount: int = 1, detail: str = "") -> None:
-        """Count ``amount`` lost events and log the reason the first time."""
+    def drop(self, reason: str, amount: int = 1, detail: str = "", shared: bool = True) -> None:
+        """Count ``amount`` lost events and log the reason the first time.
+
+        Args:
+            reason: the counter's name.
+            amount: how many events.
+            detail: said in the log line.
+            shared: also count it where other processes see it (through
+                :attr:`sink`); False when the caller stored it already.
+        """
         with self._lock:
             self.dropped[reason] = self.dropped.get(reason, 0) + amount
+            if shared:
+                self._pending[reason] = self._pending.get(reason, 0) + amount
+        if shared:
+            self._store_soon()
         self.warn_once(
             f"drop:{reason}",
             "trace_telemetry dropped %d event(s): %s%s (counted in stats(); logged once)",
@@ -51,6 +70,35 @@ class Stats:
             reason,
             f" ({detail})" if detail else "",
         )
+
+    def _store_soon(self) -> None:
+        """Store pending drops now, at most twice a second (a filter may drop every event)."""
+        sink = self.sink
+        if sink is None:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next_store:
+                return
+            self._next_store = now + 0.5
+        pending = self.take_pending()
+        try:
+            stored = bool(pending) and sink(pending)
+        except Exception:  # noqa: BLE001 - counting must never break tracking
+            stored = False
+        if pending and not stored:
+            self.restore_pending(pending)
+
+    def take_pending(self) -> Dict[str, int]:
+        """The drops not yet stored; the caller stores them or gives them back."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
+
+    def restore_pending(self, pending: Dict[str, int]) -> None:
+        with self._lock:
+            for reason, amount in pending.items():
+                self._pending[reason] = self._pending.get(reason, 0) + amount
 
     def error(self, text: str) -> None:
         with self._lock:

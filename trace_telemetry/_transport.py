@@ -7,9 +7,11 @@ not when ``trace_telemetry`` is imported.
 from __future__ import annotations
 
 import contextlib
+import datetime
 import time
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
+from ._imports import load
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -54,8 +56,7 @@ class HttpTransport:
         try:
             session = self._session
             if session is None:
-                import requests  # noqa: PLC0415 - deferred: costly import
-
+                requests = load("requests")  # deferred (costly), and fork-safe
                 session = self._session = requests.Session()
             answer = session.post(
                 self.url,
@@ -95,10 +96,9 @@ def parse_retry_after(value: Optional[str]) -> Optional[float]:
         return max(0.0, float(value))
     except ValueError:
         pass
-    import email.utils  # noqa: PLC0415 - deferred: ~10 ms of import time, rarely needed
-
+    utils = load("email.utils")  # deferred: ~10 ms of import time, rarely needed
     try:
-        moment = email.utils.parsedate_to_datetime(value)
+        moment: Optional[datetime.datetime] = utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError):
         return None
     if moment is None:

@@ -12,7 +12,7 @@ from typing import Any, List, Optional
 
 from ._event import EVENT_KEYS
 
-__all__ = ["is_valid_event_line", "valid_event_lines"]
+__all__ = ["is_valid_event_line", "salvage", "valid_event_lines"]
 
 _EVENT_KEY_SET = frozenset(EVENT_KEYS)
 
@@ -68,3 +68,23 @@ def valid_event_lines(lines: List[Optional[bytes]]) -> List[bool]:
             if events is not None and len(events) == len(lines) and all(map(_is_event, events)):
                 return [True] * len(lines)
     return [line is not None and is_valid_event_line(line) for line in lines]
+
+
+_EVENT_START = b'{"id":"'
+
+
+def salvage(line: bytes) -> int:
+    """Where a complete event starts inside an invalid ``line``; -1 if none does.
+
+    A writer killed mid-``write()`` (or a full disk) leaves a torn line, and
+    the next append lands right after it on the same line. Events always
+    begin with their ``id`` key, so the event is found by trying each
+    ``{"id":"`` after the start, left to right (a nested ``"id"`` key inside
+    ``data`` never makes a valid event of the rest of the line).
+    """
+    position = line.find(_EVENT_START, 1)
+    while position > 0:
+        if is_valid_event_line(line[position:]):
+            return position
+        position = line.find(_EVENT_START, position + 1)
+    return -1

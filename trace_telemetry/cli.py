@@ -141,12 +141,21 @@ def _status(args: argparse.Namespace) -> int:
         ("newest", info["newest"] or "-"),
         ("corrupt", f"{info['corrupt_lines']} lines set aside in .corrupt"),
         ("rejected", f"{info['rejected_events']} events in .rejected (see: requeue)"),
-        ("dropped", f"{info['dropped_by_cap']} events dropped to respect max_queue_bytes"),
+        ("dropped", _dropped_text(info["dropped"])),
         ("sender", "a process is sending now" if info["sender_active"] else "idle"),
     ]
     for label, value in rows:
         print(f"{label:<10} {value}")
     return EXIT_OK
+
+
+def _dropped_text(drops: Any) -> str:
+    """``status``'s line for the drop counts every process sharing the queue stored."""
+    if not drops:
+        return "none"
+    total = sum(drops.values())
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(drops.items()))
+    return f"{total} events ({reasons})"
 
 
 def _peek(args: argparse.Namespace) -> int:

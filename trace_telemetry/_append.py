@@ -1,0 +1,257 @@
+"""The appending side of the queue: any thread of any process, one line per event.
+
+An append holds ``Q.lock`` shared (and a thread lock: an ``flock`` belongs
+to the open file description, which the process's threads share) around
+one ``write()`` to ``Q`` opened with ``O_APPEND``. Before writing, it reads
+the generation from ``Q.lock``: compaction changes it, under the exclusive
+lock, whenever it replaces or empties ``Q``, so an appender whose file was
+replaced reopens ``Q`` first. A line is therefore either written before a
+compaction took the exclusive lock, and copied by it, or written to the new
+``Q``. See ``docs/delivery.md``.
+
+What no lock can announce, a hand deleting or replacing ``Q`` or ``Q.lock``,
+is noticed by an identity check (``fstat`` against ``stat`` of the path)
+every :data:`CHECK_EVERY` appends, by the sender's timer and at exit; the
+appends made since the last check are then written again to the new ``Q``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import threading
+from typing import List
+
+from . import _control, _fileio
+from ._compact import Compactor
+from ._control import Control, QueuePaths
+from ._stats import Stats
+
+__all__ = ["CHECK_EVERY", "Appender"]
+
+#: Appends between two identity checks: at most this many appends of a
+#: process killed right after ``Q`` was deleted by hand can be lost.
+CHECK_EVERY = 64
+_DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG})
+
+
+class Appender:
+    """Appends event lines to ``Q``; safe from any thread.
+
+    Args:
+        paths: the queue's files.
+        control: the process's exclusive descriptor of ``Q.lock`` (first
+            use, repairs).
+        compactor: trims the oldest events past the cap.
+        stats: where drops are counted.
+        max_bytes: ``max_queue_bytes`` (0: unbounded).
+    """
+
+    def __init__(
+        self,
+        paths: QueuePaths,
+        control: Control,
+        compactor: Compactor,
+        stats: Stats,
+        max_bytes: int,
+    ) -> None:
+        self.paths = paths
+        self.control = control
+        self.compactor = compactor
+        self.stats = stats
+        self.max_bytes = max_bytes
+        self._reset()
+
+    def _reset(self) -> None:
+        self._lock = threading.Lock()
+        #: Lines appended by this process (for ``stats()["enqueued"]``).
+        self.appended = 0
+        self._fd = -1
+        self._lock_fd = -1
+        self._lock_replaced = False
+        self._generation = b""
+        self._countdown = 0
+        #: The lines appended since the last identity check.
+        self._unchecked: List[bytes] = []
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's descriptors without unlocking."""
+        for fd in (self._fd, self._lock_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._reset()
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        for fd in (self._fd, self._lock_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._fd = self._lock_fd = -1
+        self._generation = b""
+
+    # -- appending ----------------------------------------------------------------
+
+    def append(self, line: bytes) -> bool:
+        """Append one event line (ending in ``\\n``); False if it was dropped (counted)."""
+        max_bytes = self.max_bytes
+        if max_bytes and len(line) > max_bytes:
+            self.stats.drop("event_larger_than_queue", detail="the event exceeds max_queue_bytes")
+            return False
+        try:
+            with self._lock:
+                end = self._append(line)
+        except OSError as error:
+            self._failed(error)
+            return False
+        if max_bytes and end > max_bytes:
+            try:
+                self.compactor.trim()
+            except OSError as error:
+                self.stats.error(f"trimming the queue failed: {error}")
+        return True
+
+    def _append(self, line: bytes) -> int:
+        lock_fd = self._lock_fd
+        if lock_fd < 0:
+            lock_fd = self._open_lock()
+        _fileio.lock_shared(lock_fd)
+        try:
+            generation = os.pread(lock_fd, _control.GENERATION_SIZE, 0)
+            if generation != self._generation or self._fd < 0:
+                if not _control.valid_generation(generation):
+                    generation = self._repair(lock_fd)
+                self._switch(lock_fd, generation)
+            self._countdown -= 1
+            if self._countdown <= 0:
+                self._check(lock_fd)
+            fd = self._fd
+            written = os.write(fd, line)
+            if written != len(line):  # pragma: no cover - a nearly full disk
+                _fileio.write_all(fd, line[written:])
+            end = os.lseek(fd, 0, os.SEEK_CUR)
+            self._unchecked.append(line)
+            self.appended += 1
+            return end
+        finally:
+            _fileio.unlock(lock_fd)
+            if self._lock_replaced:
+                self._drop_lock_fd()
+
+    def _drop_lock_fd(self) -> None:
+        self._lock_replaced = False
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
+        self._lock_fd = -1
+        self._generation = b""
+
+    def _open_lock(self) -> int:
+        """Open ``Q.lock`` (made whole first, under the exclusive lock)."""
+        with self.control.exclusive():
+            pass  # creates or repairs the layout
+        self._lock_fd = _fileio.open_private(self.paths.lock, os.O_RDWR)
+        return self._lock_fd
+
+    def _repair(self, lock_fd: int) -> bytes:
+        """``Q.lock`` was truncated or scribbled on: let it be rebuilt, then read again.
+
+        Called holding the shared lock, which is released for the exclusive
+        one (a generation is only ever learnt under a lock) and taken again.
+        """
+        _fileio.unlock(lock_fd)
+        try:
+            with self.control.exclusive(timeout=1.0):
+                pass
+        finally:
+            _fileio.lock_shared(lock_fd)
+        return os.pread(lock_fd, _control.GENERATION_SIZE, 0)
+
+    def _switch(self, lock_fd: int, generation: bytes) -> None:
+        """Our file may have been replaced: reopen ``Q`` if so (shared lock held).
+
+        Lines appended since the last check are written again to the new
+        file unless the compaction that replaced it copied them: the state
+        names the file a compaction copied from.
+        """
+        fd = self._fd
+        if fd >= 0 and not _is_current(fd, self.paths.queue):
+            state = _control.read_state(lock_fd)
+            copied = (
+                state is not None
+                and state.origin_inode == os.fstat(fd).st_ino
+                and state.origin_fingerprint == _control.fingerprint(fd)
+            )
+            self._reopen(rescue=not copied)
+        elif fd < 0:
+            self._reopen(rescue=False)
+        else:
+            self._unchecked.clear()  # emptied in place: every line in it was consumed
+        self._generation = generation if _control.valid_generation(generation) else b""
+        self._countdown = CHECK_EVERY
+
+    def _check(self, lock_fd: int) -> None:
+        """The identity check: is our ``Q`` still the one at the path, ``Q.lock`` too?"""
+        self._countdown = CHECK_EVERY
+        if not _is_current(self._fd, self.paths.queue):
+            self._reopen(rescue=True)
+        else:
+            self._unchecked.clear()
+        if not _is_current(lock_fd, self.paths.lock):
+            # Replaced by hand: this append finishes under the old lock; the
+            # next one opens the new file, whose generation differs from ours.
+            self._lock_replaced = True
+
+    def _reopen(self, rescue: bool) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._fd = _fileio.open_private(self.paths.queue, os.O_RDWR | os.O_APPEND)
+        lines, self._unchecked = self._unchecked, []
+        if rescue and lines:
+            _fileio.write_all(self._fd, b"".join(lines))
+            self.stats.warn_once(
+                "queue_file_replaced",
+                "trace_telemetry: %s was deleted or replaced while in use; %d event(s) "
+                "appended to it were written again to the new file (logged once)",
+                self.paths.queue,
+                len(lines),
+            )
+
+    def verify(self) -> None:
+        """Run the identity check now (the sender's timer, ``flush()``, exit)."""
+        with self._lock:
+            lock_fd = self._lock_fd
+            if lock_fd < 0 or self._fd < 0:
+                return
+            try:
+                _fileio.lock_shared(lock_fd)
+                try:
+                    self._check(lock_fd)
+                finally:
+                    _fileio.unlock(lock_fd)
+                    if self._lock_replaced:
+                        self._drop_lock_fd()
+            except OSError as error:
+                self.stats.error(f"queue check failed: {error}")
+
+    def _failed(self, error: OSError) -> None:
+        """A write failed: count the drop, and start afresh on the next append."""
+        self.stats.error(f"queue write failed: {error}")
+        reason = "disk_full" if error.errno in _DISK_FULL else "io_error"
+        self.stats.drop(reason, detail=f"{self.paths.queue}: {error.strerror or error}")
+        with self._lock:
+            self._close()
+
+
+def _is_current(fd: int, path: str) -> bool:
+    """Is the open file ``fd`` still the one at ``path``?"""
+    try:
+        mine = os.fstat(fd)
+        return mine.st_nlink > 0 and os.stat(path).st_ino == mine.st_ino
+    except FileNotFoundError:
+        return False

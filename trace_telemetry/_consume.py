@@ -1,0 +1,445 @@
+"""The consuming side of the queue: the one sender reads, commits and compacts.
+
+Whoever holds the *sender lock* (an exclusive ``flock`` on ``Q.offset``) is
+the only process reading batches from the head of ``Q``. The head is the
+state in ``Q.lock``, written under ``Q.lock``'s exclusive lock, and copied
+to ``Q.offset`` after each commit so that either file may be lost by hand
+without rewinding it. A commit only moves the head forward: an appender
+that trimmed the oldest events past the cap may have moved it further
+already. See ``docs/delivery.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from typing import Iterator, List, Optional, Tuple
+
+from . import _control, _fileio
+from ._compact import COMPACT_MIN_BYTES, Compactor, last_line_end, write_head
+from ._control import Control, QueuePaths
+from ._stats import Stats
+from ._validate import salvage, valid_event_lines
+
+__all__ = ["Consumer", "QueueSession"]
+
+_CHUNK = 256 * 1024
+#: ``Q.offset`` is written whole once, so the state copy never needs new blocks.
+_STATE_FILE_SIZE = 128
+
+
+class Consumer:
+    """The sender's side of one queue in this process (its descriptors and head)."""
+
+    def __init__(
+        self,
+        paths: QueuePaths,
+        control: Control,
+        compactor: Compactor,
+        stats: Stats,
+        max_line: int,
+    ) -> None:
+        self.paths = paths
+        self.control = control
+        self.compactor = compactor
+        self.stats = stats
+        self.max_line = max_line
+        self._reset()
+
+    def _reset(self) -> None:
+        self.session_lock = threading.Lock()
+        self._state_fd = -1
+        self._read_fd = -1
+        self._generation = b""
+        self._stale = True
+        #: The committed head of the read file, as this sender knows it.
+        self.head = 0
+
+    def forget(self) -> None:
+        """In a forked child: drop the parent's descriptors without unlocking."""
+        for fd in (self._state_fd, self._read_fd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._reset()
+
+    def close(self) -> None:
+        with self.session_lock:
+            self._close_read()
+            if self._state_fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(self._state_fd)
+            self._state_fd = -1
+
+    def _close_read(self) -> None:
+        if self._read_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._read_fd)
+        self._read_fd = -1
+        self._stale = True
+
+    # -- the sender lock ------------------------------------------------------------
+
+    def lock(self, timeout: float) -> bool:
+        """Take the sender lock within ``timeout``; it must be on the ``Q.offset`` at the path.
+
+        ``Q.offset`` deleted by hand while another process holds the lock
+        would otherwise let a second sender lock the new file.
+        """
+        deadline = time.monotonic() + max(0.0, timeout)
+        for _ in range(5):
+            if self._state_fd < 0:
+                self._state_fd = _fileio.open_private(self.paths.state, os.O_RDWR)
+            remaining = max(0.0, deadline - time.monotonic())
+            if not _fileio.lock_exclusive(self._state_fd, remaining):
+                return False
+            if _same_file(self._state_fd, self.paths.state):
+                if os.fstat(self._state_fd).st_size < _STATE_FILE_SIZE:
+                    with contextlib.suppress(OSError):
+                        os.pwrite(self._state_fd, b" " * (_STATE_FILE_SIZE - 1) + b"\n", 0)
+                return True
+            _fileio.unlock(self._state_fd)
+            os.close(self._state_fd)
+            self._state_fd = -1
+        return False
+
+    def unlock(self) -> None:
+        _fileio.unlock(self._state_fd)
+
+    def still_locked(self) -> bool:
+        """False if ``Q.offset`` was deleted or replaced since we locked it."""
+        return _same_file(self._state_fd, self.paths.state)
+
+    # -- the head ---------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Find the current ``Q`` and its head (sender lock held)."""
+        with self.control.shared() as cfd:
+            generation = _control.read_generation(cfd)
+            fd = self._read_fd
+            if fd >= 0 and not _same_file(fd, self.paths.queue):
+                if generation == self._generation:
+                    self._rescue(cfd, fd)  # replaced by hand, not compacted
+                self._close_read()
+            elif fd >= 0 and generation != self._generation:
+                self._close_read()  # emptied in place: start again from its head
+            if self._read_fd < 0:
+                try:
+                    self._read_fd = os.open(self.paths.queue, os.O_RDONLY | _fileio._CLOEXEC)
+                except FileNotFoundError:
+                    self.head = 0
+                    return
+            self._generation = generation
+            self._stale = False
+            state = _control.head_of(
+                self._read_fd, (_control.read_state(cfd), _control.read_state(self._state_fd, 0))
+            )
+            self.head = state.offset if state is not None else 0
+
+    def _rescue(self, cfd: int, old: int) -> None:
+        """``Q`` was deleted or replaced by hand: its unconsumed lines go to the new ``Q``."""
+        end = last_line_end(old, self.head)
+        if end <= self.head:
+            return
+        target = _fileio.open_private(self.paths.queue, os.O_WRONLY | os.O_APPEND)
+        try:
+            _fileio.copy_range(old, target, self.head, end)
+        finally:
+            os.close(target)
+        self.stats.warn_once(
+            "queue_file_replaced_sender",
+            "trace_telemetry: %s was deleted or replaced while in use; its unsent "
+            "events were written to the new file (logged once)",
+            self.paths.queue,
+        )
+
+    def refresh(self) -> None:
+        """Catch up with a compaction or a trim done by another process."""
+        if self._stale:
+            self.sync()
+            return
+        with self.control.shared() as cfd:
+            generation = _control.read_generation(cfd)
+            if generation == self._generation and self._read_fd >= 0:
+                state = _control.head_of(self._read_fd, (_control.read_state(cfd),))
+                if state is not None and state.offset > self.head:
+                    self.head = state.offset
+                return
+        self.sync()
+
+    def commit(self, end: int) -> None:
+        """Move the head to ``end`` (never backwards), in ``Q.lock`` and ``Q.offset``."""
+        fd = self._read_fd
+        if fd < 0:
+            return
+        written: Optional[_control.State] = None
+        with self.control.exclusive() as cfd:
+            assert cfd is not None  # no timeout: waits
+            if _control.read_generation(cfd) == self._generation:
+                current = _control.head_of(
+                    fd, (_control.read_state(cfd), _control.read_state(self._state_fd, 0))
+                )
+                if current is None or end > current.offset:
+                    written = write_head(cfd, fd, current, end)
+            else:
+                self._commit_translated(cfd, fd, end)
+            pending = self.stats.take_pending()
+            if pending:
+                _control.add_drops_locked(cfd, pending)
+        self.head = max(self.head, end)
+        if written is not None:
+            with contextlib.suppress(OSError):
+                _control.write_state(self._state_fd, written, 0)
+
+    def _commit_translated(self, cfd: int, old: int, end: int) -> None:
+        """``Q`` was compacted by another process while our batch was in flight."""
+        self._stale = True
+        state = _control.read_state(cfd)
+        if (
+            state is None
+            or state.origin_inode != os.fstat(old).st_ino
+            or state.origin_fingerprint != _control.fingerprint(old)
+        ):
+            return  # replaced twice or by hand: the batch may be sent again
+        translated = end - state.origin_offset
+        if translated <= state.offset:
+            return
+        try:
+            new = os.open(self.paths.queue, os.O_RDONLY | _fileio._CLOEXEC)
+        except FileNotFoundError:
+            return
+        try:
+            if os.fstat(new).st_ino == state.inode:
+                write_head(cfd, new, state, translated)
+        finally:
+            os.close(new)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def end_offset(self) -> int:
+        return os.fstat(self._read_fd).st_size if self._read_fd >= 0 else 0
+
+    def read_batch(self, max_events: int, stop_at: Optional[int]) -> List[Tuple[bytes, int]]:
+        """Up to ``max_events`` valid events from the head: ``(line, end_offset)``.
+
+        Invalid lines at the head go to ``Q.corrupt`` and are committed past
+        at once, so they never stall the queue; an invalid line after valid
+        ones ends the batch and leads the next one. A valid event glued to
+        the torn remains of another line is salvaged, the remains set aside.
+        """
+        self.refresh()
+        if self._read_fd < 0:
+            return []
+        while True:
+            raw: List[Tuple[Optional[bytes], int]] = []
+            for line, end in self._iter_lines(self.head):
+                if stop_at is not None and end > stop_at:
+                    break
+                raw.append((line, end))
+                if len(raw) >= max_events:
+                    break
+            if not raw:
+                return []
+            events, corrupt, corrupt_end = _classify(raw)
+            if corrupt:
+                self._set_aside(corrupt, corrupt_end if not events else -1)
+            if events:
+                return events
+
+    def _set_aside(self, lines: List[bytes], end: int) -> None:
+        """Append ``lines`` to ``Q.corrupt``; commit past them if ``end`` >= 0.
+
+        Empty entries were streamed there already (over-long lines); blank
+        lines never held an event and leave no trace.
+        """
+        kept = [line for line in lines if line not in (b"", b"\n")]
+        data = b"".join(kept)
+        if data:
+            _fileio.append_private(self.paths.corrupt, data)
+        if end >= 0:
+            self.commit(end)
+        count = len(kept) + sum(1 for line in lines if line == b"")
+        if count:
+            self.stats.add("corrupt", count)
+            self.stats.warn_once(
+                "corrupt",
+                "trace_telemetry moved invalid queue line(s) to %s (logged once)",
+                self.paths.corrupt,
+            )
+
+    def _iter_lines(self, offset: int) -> Iterator[Tuple[Optional[bytes], int]]:
+        """Complete lines from ``offset``: ``(line, end_offset)``.
+
+        A line longer than ``max_line`` is streamed to ``Q.corrupt`` and
+        yielded as ``(None, end)`` so memory stays bounded. An unterminated
+        tail is not yielded.
+        """
+        fd = self._read_fd
+        buffer = b""
+        position = offset
+        while True:
+            chunk = os.pread(fd, _CHUNK, position + len(buffer))
+            if not chunk:
+                return
+            buffer += chunk
+            start = 0
+            while True:
+                newline = buffer.find(b"\n", start)
+                if newline < 0:
+                    break
+                yield buffer[start:newline], position + newline + 1
+                start = newline + 1
+            buffer = buffer[start:]
+            position += start
+            if len(buffer) > self.max_line:
+                end = self._move_long_line(position, buffer)
+                if end < 0:
+                    return
+                yield None, end
+                buffer = b""
+                position = end
+
+    def _move_long_line(self, position: int, head: bytes) -> int:
+        """Copy an over-long line to ``Q.corrupt``; return its end, or -1 if unterminated."""
+        scan = position + len(head)
+        while True:
+            chunk = os.pread(self._read_fd, _CHUNK, scan)
+            if not chunk:
+                return -1
+            newline = chunk.find(b"\n")
+            if newline >= 0:
+                end = scan + newline + 1
+                break
+            scan += len(chunk)
+        fd = _fileio.open_private(self.paths.corrupt, os.O_WRONLY | os.O_APPEND)
+        try:
+            _fileio.copy_range(self._read_fd, fd, position, end)
+        finally:
+            os.close(fd)
+        return end
+
+    # -- upkeep -------------------------------------------------------------------------
+
+    def maintain(self, max_bytes: int) -> None:
+        """Reclaim the consumed head, enforce ``max_queue_bytes``, store pending drop counts."""
+        fd = self._read_fd
+        if fd >= 0:
+            size = os.fstat(fd).st_size
+            head = self.head
+            if max_bytes and size > max_bytes:
+                self.compactor.trim()
+                self.sync()
+            elif (
+                (head and head >= size)
+                or (head >= COMPACT_MIN_BYTES and 2 * head >= size)
+                or (size > head and last_line_end(fd, head) == head)
+            ):
+                if self.compactor.compact():
+                    self.sync()
+            else:
+                self.compactor.remove_leftover()
+        pending = self.stats.take_pending()
+        if pending and not self.control.add_drops(pending, timeout=self.compactor.lock_wait):
+            self.stats.restore_pending(pending)
+
+
+class QueueSession:
+    """Exclusive access to the head of the queue, for one drain.
+
+    Entered, it holds the in-process session lock and the cross-process
+    sender lock; :attr:`acquired` tells whether both were obtained within
+    the timeout.
+    """
+
+    def __init__(self, consumer: Consumer, max_bytes: int, timeout: float) -> None:
+        self.consumer = consumer
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+        self.acquired = False
+        self._thread_locked = False
+
+    def __enter__(self) -> "QueueSession":
+        consumer = self.consumer
+        if not consumer.session_lock.acquire(timeout=max(self.timeout, 0.0)):
+            return self
+        self._thread_locked = True
+        try:
+            if consumer.lock(self.timeout):
+                self.acquired = True
+                consumer.sync()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            if self.acquired:
+                self.consumer.unlock()
+        finally:
+            self.acquired = False
+            if self._thread_locked:
+                self._thread_locked = False
+                self.consumer.session_lock.release()
+
+    def end_offset(self) -> int:
+        """The size of the queue file now: a flush stops there."""
+        return self.consumer.end_offset()
+
+    def read_batch(self, max_events: int, stop_at: Optional[int] = None) -> List[Tuple[bytes, int]]:
+        """See :meth:`Consumer.read_batch`."""
+        return self.consumer.read_batch(max_events, stop_at)
+
+    def commit(self, end_offset: int, lines: int = 0) -> None:
+        """Mark everything before ``end_offset`` consumed (``lines`` is informative)."""
+        self.consumer.commit(end_offset)
+
+    def dead_letter(self, line: bytes) -> None:
+        """Move one refused event to ``Q.rejected`` (the caller commits past it)."""
+        _fileio.append_private(self.consumer.paths.rejected, line + b"\n")
+
+    def still_locked(self) -> bool:
+        """False once ``Q.offset`` was deleted by hand: the drain should stop."""
+        return self.consumer.still_locked()
+
+    def maintain(self) -> None:
+        """Reclaim the consumed head and enforce ``max_queue_bytes``."""
+        self.consumer.maintain(self.max_bytes)
+
+
+def _classify(
+    raw: List[Tuple[Optional[bytes], int]],
+) -> Tuple[List[Tuple[bytes, int]], List[bytes], int]:
+    """Split read lines into the batch's events and the invalid lines before them.
+
+    Returns the events, the lines to set aside, and the end of the last
+    invalid line at the head (-1 if none). Reading stops at the first
+    invalid line after a valid one: it will lead the next batch.
+    """
+    events: List[Tuple[bytes, int]] = []
+    corrupt: List[bytes] = []
+    corrupt_end = -1
+    for (line, end), valid in zip(raw, valid_event_lines([line for line, _ in raw])):
+        event = line if valid else None
+        if not valid and line is not None:
+            start = salvage(line)
+            if start > 0:
+                corrupt.append(line[:start] + b"\n")
+                event = line[start:]
+        if event is not None:
+            events.append((event, end))
+            continue
+        if events:
+            break
+        corrupt_end = end
+        corrupt.append(b"" if line is None else line + b"\n")
+    return events, corrupt, corrupt_end
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False

@@ -21,6 +21,7 @@ import contextlib
 import errno
 import os
 import threading
+import time
 from typing import List
 
 from . import _control, _fileio
@@ -33,6 +34,8 @@ __all__ = ["CHECK_EVERY", "Appender"]
 #: Appends between two identity checks: at most this many appends of a
 #: process killed right after ``Q`` was deleted by hand can be lost.
 CHECK_EVERY = 64
+#: The longest an append steps aside for a process waiting for ``Q.lock``.
+STEP_ASIDE_SECONDS = 0.2
 _DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG})
 
 
@@ -111,7 +114,7 @@ class Appender:
             return False
         if max_bytes and end > max_bytes:
             try:
-                self.compactor.trim()
+                self.compactor.trim(urgent=end > max_bytes + max_bytes // 10)
             except OSError as error:
                 self.stats.error(f"trimming the queue failed: {error}")
         return True
@@ -122,11 +125,14 @@ class Appender:
             lock_fd = self._open_lock()
         _fileio.lock_shared(lock_fd)
         try:
-            generation = os.pread(lock_fd, _control.GENERATION_SIZE, 0)
+            header = os.pread(lock_fd, _control.HEADER_SIZE, 0)
+            if header[40:41] not in (b" ", b"") and _control.intent_is_fresh(header):
+                header = self._step_aside(lock_fd)
+            generation = header[: _control.GENERATION_SIZE]
             if generation != self._generation or self._fd < 0:
                 if not _control.valid_generation(generation):
                     generation = self._repair(lock_fd)
-                self._switch(lock_fd, generation)
+                self._switch(generation)
             self._countdown -= 1
             if self._countdown <= 0:
                 self._check(lock_fd)
@@ -150,6 +156,24 @@ class Appender:
         self._lock_fd = -1
         self._generation = b""
 
+    @staticmethod
+    def _step_aside(lock_fd: int) -> bytes:
+        """Let a process waiting for the exclusive lock have it, then lock again.
+
+        Waits while the intent is fresh, at most :data:`STEP_ASIDE_SECONDS`:
+        the exclusive holders (the end of a compaction, a commit) are short.
+        """
+        deadline = time.monotonic() + STEP_ASIDE_SECONDS
+        delay = 0.0001
+        while True:
+            _fileio.unlock(lock_fd)
+            time.sleep(delay)
+            _fileio.lock_shared(lock_fd)
+            header = os.pread(lock_fd, _control.HEADER_SIZE, 0)
+            if not _control.intent_is_fresh(header) or time.monotonic() > deadline:
+                return header
+            delay = min(delay * 2, 0.005)
+
     def _open_lock(self) -> int:
         """Open ``Q.lock`` (made whole first, under the exclusive lock)."""
         with self.control.exclusive():
@@ -171,26 +195,21 @@ class Appender:
             _fileio.lock_shared(lock_fd)
         return os.pread(lock_fd, _control.GENERATION_SIZE, 0)
 
-    def _switch(self, lock_fd: int, generation: bytes) -> None:
-        """Our file may have been replaced: reopen ``Q`` if so (shared lock held).
+    def _switch(self, generation: bytes) -> None:
+        """A new generation: ``Q`` was compacted or emptied since our last append.
 
-        Lines appended since the last check are written again to the new
-        file unless the compaction that replaced it copied them: the state
-        names the file a compaction copied from.
+        Called under the shared lock, so no compaction is between its rename
+        and its new generation: the ``Q`` at the path is the current one. The
+        lines we appended before were copied by the compaction (or consumed,
+        if it emptied the file), however many compactions ran since, so none
+        is written again. (A hand deleting ``Q`` changes no generation: that
+        is the identity check's job.)
         """
         fd = self._fd
-        if fd >= 0 and not _is_current(fd, self.paths.queue):
-            state = _control.read_state(lock_fd)
-            copied = (
-                state is not None
-                and state.origin_inode == os.fstat(fd).st_ino
-                and state.origin_fingerprint == _control.fingerprint(fd)
-            )
-            self._reopen(rescue=not copied)
-        elif fd < 0:
+        if fd < 0 or not _is_current(fd, self.paths.queue):
+            self._unchecked.clear()
             self._reopen(rescue=False)
-        else:
-            self._unchecked.clear()  # emptied in place: every line in it was consumed
+        self._unchecked.clear()
         self._generation = generation if _control.valid_generation(generation) else b""
         self._countdown = CHECK_EVERY
 

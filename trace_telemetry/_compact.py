@@ -60,8 +60,14 @@ class Compactor:
 
     # -- trimming ---------------------------------------------------------------
 
-    def trim(self) -> None:
+    def trim(self, urgent: bool = False) -> None:
         """Drop the oldest events until at most 90% of the cap remains, then compact.
+
+        Args:
+            urgent: the file is past 110% of the cap: if another compaction
+                is running, wait for it (up to ``lock_wait``) and then compact
+                again, instead of letting appends outrun it. This is the
+                only time an append waits for a compaction.
 
         Needs no sender lock: a sender hung in a request must not let the
         queue grow past the cap. The head moves under ``Q.lock``'s exclusive
@@ -99,13 +105,17 @@ class Compactor:
             finally:
                 os.close(source)
         if moved:
-            self.compact()
+            self.compact(wait=self.lock_wait if urgent else 0.0)
 
     # -- compaction -------------------------------------------------------------
 
-    def compact(self) -> bool:
-        """Reclaim the consumed head; True if ``Q`` was replaced or emptied."""
-        temp = self._lock_temp()
+    def compact(self, wait: float = 0.0) -> bool:
+        """Reclaim the consumed head; True if ``Q`` was replaced or emptied.
+
+        Args:
+            wait: how long to wait for a compaction already running (0: skip).
+        """
+        temp = self._lock_temp(wait)
         if temp < 0:
             return False  # another compaction runs
         try:
@@ -132,10 +142,10 @@ class Compactor:
         state = _control.head_of(source, (_control.read_state(cfd), _read_mirror(self.paths)))
         return state, state.offset if state is not None else 0
 
-    def _lock_temp(self) -> int:
+    def _lock_temp(self, wait: float = 0.0) -> int:
         for _ in range(3):
             fd = _fileio.open_private(self.paths.compact, os.O_RDWR | os.O_APPEND)
-            if not _fileio.lock_exclusive(fd, timeout=0):
+            if not _fileio.lock_exclusive(fd, timeout=wait):
                 os.close(fd)
                 return -1
             try:

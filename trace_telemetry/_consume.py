@@ -294,31 +294,44 @@ class Consumer:
             buffer = buffer[start:]
             position += start
             if len(buffer) > self.max_line:
-                end = self._move_long_line(position, buffer)
+                end, salvaged = self._move_long_line(position, buffer)
                 if end < 0:
                     return
-                yield None, end
+                if salvaged is not None:
+                    self.stats.add("corrupt")
+                yield salvaged, end
                 buffer = b""
                 position = end
 
-    def _move_long_line(self, position: int, head: bytes) -> int:
-        """Copy an over-long line to ``Q.corrupt``; return its end, or -1 if unterminated."""
+    def _move_long_line(self, position: int, head: bytes) -> Tuple[int, Optional[bytes]]:
+        """Set an over-long line aside; return its end (-1 if unterminated) and any event.
+
+        The line is copied to ``Q.corrupt`` in chunks. An event appended
+        right after the torn remains of a huge one ends such a line: it is
+        looked for in the line's last ``max_line`` bytes and returned.
+        """
         scan = position + len(head)
         while True:
             chunk = os.pread(self._read_fd, _CHUNK, scan)
             if not chunk:
-                return -1
+                return -1, None
             newline = chunk.find(b"\n")
             if newline >= 0:
                 end = scan + newline + 1
                 break
             scan += len(chunk)
+        window_start = max(position, end - 1 - self.max_line)
+        window = os.pread(self._read_fd, end - 1 - window_start, window_start)
+        start = salvage(window)
+        garbage_end = window_start + start if start > 0 else end
         fd = _fileio.open_private(self.paths.corrupt, os.O_WRONLY | os.O_APPEND)
         try:
-            _fileio.copy_range(self._read_fd, fd, position, end)
+            _fileio.copy_range(self._read_fd, fd, position, garbage_end)
+            if start > 0:
+                _fileio.write_all(fd, b"\n")
         finally:
             os.close(fd)
-        return end
+        return end, window[start:] if start > 0 else None
 
     # -- upkeep -------------------------------------------------------------------------
 

@@ -9,6 +9,12 @@ disk). It holds three things:
   Appenders compare it, under their shared lock, with the one their open file
   belongs to. It is random, not a count, so a truncated or recreated
   ``Q.lock`` can never show an old value again.
+* the *intent* (bytes 40-59): when a process waits for the exclusive lock,
+  the time it started waiting. Linux ``flock`` does not prefer writers, so
+  appenders that keep the shared lock held in turn could starve a waiting
+  compaction or commit; appenders that see a fresh intent step aside for a
+  moment (see ``_append``). A courtesy, not a lock: an intent older than a
+  second (its writer died) is ignored.
 * the *state* (bytes 64-191): the head of the queue, see :class:`State`.
 * the *drop counts* (bytes 256-1023): ``reason count`` lines, what every
   process sharing the queue dropped, for ``trace-telemetry status``.
@@ -26,6 +32,7 @@ import contextlib
 import hashlib
 import os
 import threading
+import time
 import zlib
 from typing import Dict, Iterable, Iterator, NamedTuple, Optional
 
@@ -34,6 +41,8 @@ from . import _fileio
 __all__ = [
     "CONTROL_SIZE",
     "GENERATION_SIZE",
+    "HEADER_SIZE",
+    "INTENT",
     "NO_FINGERPRINT",
     "Control",
     "QueuePaths",
@@ -52,6 +61,12 @@ __all__ = [
 
 CONTROL_SIZE = 1024
 GENERATION_SIZE = 32
+#: Appenders read the generation and the intent with one ``pread`` of this size.
+HEADER_SIZE = 60
+INTENT = slice(40, 60)
+_NO_INTENT = b" " * 20
+#: An intent older than this (its writer died or gave up) is ignored.
+INTENT_SECONDS = 1.0
 _STATE_AT = 64
 _STATE_SIZE = 128
 _DROPS_AT = 256
@@ -137,6 +152,20 @@ def initialize(fd: int) -> None:
         write_state(fd, state)
     if drops:
         write_drops(fd, drops)
+
+
+def intent_is_fresh(header: bytes) -> bool:
+    """Does ``header`` (the first bytes of ``Q.lock``) show a fresh wish for the exclusive lock?"""
+    raw = header[INTENT]
+    if raw == _NO_INTENT or not raw.strip().isdigit():
+        return False
+    return abs(time.time() - int(raw) / 1e6) < INTENT_SECONDS
+
+
+def _set_intent(fd: int, waiting: bool) -> None:
+    value = b"%020d" % int(time.time() * 1e6) if waiting else _NO_INTENT
+    with contextlib.suppress(OSError):
+        os.pwrite(fd, value, INTENT.start)
 
 
 def _encode_state(state: State) -> bytes:
@@ -310,7 +339,14 @@ class Control:
         with self._lock:
             for _ in range(3):
                 fd = self._descriptor()
-                if not _fileio.lock_exclusive(fd, timeout):
+                if timeout != 0:
+                    _set_intent(fd, True)
+                try:
+                    locked = _fileio.lock_exclusive(fd, timeout)
+                finally:
+                    if timeout != 0:
+                        _set_intent(fd, False)
+                if not locked:
                     yield None
                     return
                 if _same_file(fd, self.path):

@@ -130,6 +130,9 @@ class Delivery:
                 if not delivered:
                     complete = False
                     break
+                if not session.still_locked():  # Q.offset deleted by hand: another
+                    complete = False  # sender may hold the new one now
+                    break
             session.maintain()
             return complete
 

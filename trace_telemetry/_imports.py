@@ -17,7 +17,12 @@ import sys
 import threading
 from types import ModuleType
 
-__all__ = ["load"]
+__all__ = ["SENDER_MODULES", "load", "load_all"]
+
+#: What the sender imports, itself or inside ``requests`` during a request
+#: (``requests`` reads ``~/.netrc`` through a lazy ``import netrc``). Loaded
+#: together before the first request, so none is imported while sending.
+SENDER_MODULES = ("requests", "netrc", "email.utils")
 
 _lock = threading.RLock()
 
@@ -31,6 +36,13 @@ def load(name: str) -> ModuleType:
         return module
     with _lock:
         return importlib.import_module(name)
+
+
+def load_all(names: "tuple[str, ...]") -> None:
+    """Import every module of ``names`` in one go, under the lock ``fork()`` waits for."""
+    with _lock:
+        for name in names:
+            importlib.import_module(name)
 
 
 def _before_fork() -> None:

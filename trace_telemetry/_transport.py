@@ -11,7 +11,7 @@ import datetime
 import time
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
-from ._imports import load
+from ._imports import SENDER_MODULES, load, load_all
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -56,8 +56,8 @@ class HttpTransport:
         try:
             session = self._session
             if session is None:
-                requests = load("requests")  # deferred (costly), and fork-safe
-                session = self._session = requests.Session()
+                load_all(SENDER_MODULES)  # deferred (costly), and fork-safe
+                session = self._session = load("requests").Session()
             answer = session.post(
                 self.url,
                 data=body,

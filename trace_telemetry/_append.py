@@ -125,17 +125,7 @@ class Appender:
             lock_fd = self._open_lock()
         _fileio.lock_shared(lock_fd)
         try:
-            header = os.pread(lock_fd, _control.HEADER_SIZE, 0)
-            if header[40:41] not in (b" ", b"") and _control.intent_is_fresh(header):
-                header = self._step_aside(lock_fd)
-            generation = header[: _control.GENERATION_SIZE]
-            if generation != self._generation or self._fd < 0:
-                if not _control.valid_generation(generation):
-                    generation = self._repair(lock_fd)
-                self._switch(generation)
-            self._countdown -= 1
-            if self._countdown <= 0:
-                self._check(lock_fd)
+            self._follow(lock_fd, force_check=False)
             fd = self._fd
             written = os.write(fd, line)
             if written != len(line):  # pragma: no cover - a nearly full disk
@@ -155,6 +145,25 @@ class Appender:
             os.close(self._lock_fd)
         self._lock_fd = -1
         self._generation = b""
+
+    def _follow(self, lock_fd: int, force_check: bool) -> None:
+        """Make our open ``Q`` the current one (``Q.lock`` held shared).
+
+        The generation tells whether a compaction replaced or emptied ``Q``
+        since our last append; every :data:`CHECK_EVERY` appends (or when
+        ``force_check``), the identity check looks for hands on the files.
+        """
+        header = os.pread(lock_fd, _control.HEADER_SIZE, 0)
+        if header[40:41] not in (b" ", b"") and _control.intent_is_fresh(header):
+            header = self._step_aside(lock_fd)
+        generation = header[: _control.GENERATION_SIZE]
+        if generation != self._generation or self._fd < 0:
+            if not _control.valid_generation(generation):
+                generation = self._repair(lock_fd)
+            self._switch(generation)
+        self._countdown -= 1
+        if self._countdown <= 0 or force_check:
+            self._check(lock_fd)
 
     @staticmethod
     def _step_aside(lock_fd: int) -> bytes:
@@ -250,7 +259,7 @@ class Appender:
             try:
                 _fileio.lock_shared(lock_fd)
                 try:
-                    self._check(lock_fd)
+                    self._follow(lock_fd, force_check=True)
                 finally:
                     _fileio.unlock(lock_fd)
                     if self._lock_replaced:

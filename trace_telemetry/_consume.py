@@ -53,6 +53,7 @@ class Consumer:
         self._state_fd = -1
         self._read_fd = -1
         self._generation = b""
+        self._fingerprint = _control.NO_FINGERPRINT
         self._stale = True
         #: The committed head of the read file, as this sender knows it.
         self.head = 0
@@ -132,6 +133,7 @@ class Consumer:
                     self.head = 0
                     return
             self._generation = generation
+            self._fingerprint = _control.fingerprint(self._read_fd)
             self._stale = False
             state = _control.head_of(
                 self._read_fd, (_control.read_state(cfd), _control.read_state(self._state_fd, 0))
@@ -177,7 +179,7 @@ class Consumer:
         written: Optional[_control.State] = None
         with self.control.exclusive() as cfd:
             assert cfd is not None  # no timeout: waits
-            if _control.read_generation(cfd) == self._generation:
+            if self._unchanged(cfd, fd):
                 current = _control.head_of(
                     fd, (_control.read_state(cfd), _control.read_state(self._state_fd, 0))
                 )
@@ -192,6 +194,25 @@ class Consumer:
         if written is not None:
             with contextlib.suppress(OSError):
                 _control.write_state(self._state_fd, written, 0)
+
+    def _unchanged(self, cfd: int, fd: int) -> bool:
+        """Is the content of our read file still what we read (not compacted, not emptied)?
+
+        The generation says so. When ``Q.lock`` was replaced or rebuilt by
+        hand the generation changed with no compaction: the state then names
+        no origin in our file, and our file is still ``Q`` with the same
+        first line.
+        """
+        if _control.read_generation(cfd) == self._generation:
+            return True
+        state = _control.read_state(cfd)
+        inode = os.fstat(fd).st_ino
+        if state is not None and state.origin_inode == inode:
+            return False  # compacted or emptied from our file
+        if not _same_file(fd, self.paths.queue):
+            return False
+        known = self._fingerprint
+        return known == _control.NO_FINGERPRINT or known == _control.fingerprint(fd)
 
     def _commit_translated(self, cfd: int, old: int, end: int) -> None:
         """``Q`` was compacted by another process while our batch was in flight."""

@@ -333,27 +333,12 @@ class Control:
     def exclusive(self, timeout: Optional[float] = None) -> Iterator[Optional[int]]:
         """Hold ``Q.lock`` exclusively: yields its descriptor, or None on timeout.
 
-        A ``Q.lock`` deleted or replaced by hand is noticed here (the locked
-        file must be the one at the path) and the lock is taken on the new one.
+        While waiting, the intent is published so appenders step aside. A
+        ``Q.lock`` that is short or damaged is rebuilt (see :func:`initialize`).
         """
         with self._lock:
-            for _ in range(3):
-                fd = self._descriptor()
-                if timeout != 0:
-                    _set_intent(fd, True)
-                try:
-                    locked = _fileio.lock_exclusive(fd, timeout)
-                finally:
-                    if timeout != 0:
-                        _set_intent(fd, False)
-                if not locked:
-                    yield None
-                    return
-                if _same_file(fd, self.path):
-                    break
-                _fileio.unlock(fd)
-                self._close()
-            else:  # pragma: no cover - replaced by hand three times in a row
+            fd = self._acquire(timeout, shared=False)
+            if fd < 0:
                 yield None
                 return
             try:
@@ -367,12 +352,40 @@ class Control:
     def shared(self) -> Iterator[int]:
         """Hold ``Q.lock`` shared: state and generation can be read, not changed."""
         with self._lock:
-            fd = self._descriptor()
-            _fileio.lock_shared(fd)
+            fd = self._acquire(None, shared=True)
             try:
                 yield fd
             finally:
                 _fileio.unlock(fd)
+
+    def _acquire(self, timeout: Optional[float], shared: bool) -> int:
+        """Lock the ``Q.lock`` that is at the path now; -1 on timeout.
+
+        A ``Q.lock`` deleted or replaced by hand is noticed here (the locked
+        file must be the one at the path) and the lock is taken on the new one.
+        """
+        for _ in range(5):
+            fd = self._descriptor()
+            if shared:
+                _fileio.lock_shared(fd)
+            else:
+                if timeout != 0:
+                    _set_intent(fd, True)
+                try:
+                    if not _fileio.lock_exclusive(fd, timeout):
+                        return -1
+                finally:
+                    if timeout != 0:
+                        _set_intent(fd, False)
+            if _same_file(fd, self.path):
+                return fd
+            _fileio.unlock(fd)
+            self._close()
+        if not shared:  # pragma: no cover - a hand replacing the file as fast as we lock
+            return -1
+        fd = self._descriptor()  # pragma: no cover
+        _fileio.lock_shared(fd)  # pragma: no cover
+        return fd  # pragma: no cover
 
     def add_drops(self, drops: Dict[str, int], timeout: float) -> bool:
         """Add ``drops`` to the shared counts; False if the lock was not had in time."""

@@ -92,3 +92,111 @@ def test_a_bounded_queue_stays_bounded_under_a_long_burst(tmp_path: Path) -> Non
     assert stats["enqueued"] + stats["dropped_total"] >= 100_000
     assert stats["enqueued"] - stats["dropped"].get("queue_full", 0) == client.queued_count
     client.close()
+
+
+ACKED_WRITER = r"""
+import os, sys
+from trace_telemetry import TelemetryClient, TelemetryOptions
+client = TelemetryClient(TelemetryOptions(queue_path=sys.argv[1], max_queue_bytes=0))
+worker, ack = sys.argv[2], sys.argv[3]
+fd = os.open(ack, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+index = 0
+while True:
+    client.track("soak", {"w": worker, "i": index})
+    if index % 50 == 0:
+        os.write(fd, b"%d\n" % index)  # everything up to here was acknowledged
+    index += 1
+"""
+
+
+@pytest.mark.timeout(600)
+def test_killed_writers_killed_senders_and_hands_on_the_files_lose_nothing_acknowledged(
+    tmp_path: Path, receiver: Receiver, behaviour: Behaviour
+) -> None:
+    """The kill storm, plus the faults of the queue's edge cases, all at once."""
+    rng = random.Random(11)
+
+    def flaky(events: list, headers: dict) -> Any:
+        roll = rng.random()
+        if roll < 0.10:
+            return (503, {})
+        if roll < 0.15 and len(events) > 20:
+            return (413, {})
+        return None
+
+    behaviour.respond = flaky
+    queue = tmp_path / "storm.ndjson"
+    acks = tmp_path / "acks"
+    acks.mkdir()
+    writers: Dict[str, subprocess.Popen] = {}
+    serial = 0
+
+    def spawn() -> None:
+        nonlocal serial
+        name = f"w{serial}"
+        serial += 1
+        writers[name] = popen_python(ACKED_WRITER, str(queue), name, str(acks / name))
+
+    for _ in range(4):
+        spawn()
+    sender = popen_python(SENDER, str(queue), receiver.url)
+    kills = {"writer": 0, "sender": 0, "faults": 0}
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        time.sleep(rng.uniform(0.1, 0.4))
+        roll = rng.random()
+        if roll < 0.4:
+            victim = rng.choice(sorted(writers))
+            os.kill(writers.pop(victim).pid, signal.SIGKILL)
+            kills["writer"] += 1
+            spawn()
+        elif roll < 0.6:
+            os.kill(sender.pid, signal.SIGKILL)
+            sender.wait(10)
+            kills["sender"] += 1
+            sender = popen_python(SENDER, str(queue), receiver.url)
+        else:
+            kills["faults"] += 1
+            fault = rng.choice(["truncate-lock", "delete-offset", "stale-compact"])
+            target = {
+                "truncate-lock": Path(str(queue) + ".lock"),
+                "delete-offset": Path(str(queue) + ".offset"),
+                "stale-compact": Path(str(queue) + ".compact"),
+            }[fault]
+            try:
+                if fault == "truncate-lock":
+                    os.truncate(target, 0)
+                elif fault == "delete-offset":
+                    target.unlink()
+                else:
+                    target.write_bytes(b"stale" * 1000)
+            except FileNotFoundError:
+                pass
+    for process in [*writers.values(), sender]:
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(10)
+    behaviour.respond = None
+    client = TelemetryClient(
+        TelemetryOptions(
+            queue_path=str(queue), endpoint_url=receiver.url, batch_size=500, max_queue_bytes=0
+        )
+    )
+    started = time.monotonic()
+    assert client.flush(timeout=300)
+    print(f"final flush: {time.monotonic() - started:.1f} s, {len(receiver.events)} received")
+    client.close()
+    seen: Set[tuple] = {(e["data"]["w"], e["data"]["i"]) for e in receiver.events}
+    acknowledged = 0
+    for ack in acks.iterdir():
+        lines = ack.read_text().split()
+        if lines:
+            last = int(lines[-1])
+            acknowledged += last + 1
+            missing = [i for i in range(last + 1) if (ack.name, i) not in seen]
+            assert not missing, (ack.name, missing[:10])
+    assert kills["writer"] >= 10 and kills["sender"] >= 5 and kills["faults"] >= 5
+    duplicates = len(receiver.events) - len(seen)
+    print(
+        f"storm: {kills}, {acknowledged} acknowledged, {len(receiver.events)} received, "
+        f"{duplicates} duplicates"
+    )

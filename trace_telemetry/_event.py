@@ -1,4 +1,4 @@
-"""Build events in the wire shape of CONTRACT.md.
+"""Build events in the wire shape of ``docs/contract.md``.
 
 Everything here sits on ``track()``'s hot path, so ids and timestamps avoid
 the comparatively slow ``uuid`` and ``datetime`` objects.
@@ -119,7 +119,7 @@ def qualified_name(cls: type) -> str:
 def exception_data(
     exc: Any, extra_data: Any = None, stack_trace: Optional[str] = None
 ) -> Dict[str, Any]:
-    """The ``data`` of an exception event (CONTRACT.md "Exception events").
+    """The ``data`` of an exception event (``docs/contract.md``, "Exception events").
 
     Args:
         exc: the exception; anything else is tolerated and described.

@@ -121,7 +121,7 @@ def _shallow(value: Any, start: int = 0) -> bool:
 def to_jsonable(value: Any) -> Any:
     """Return a copy of ``value`` made only of JSON-safe types.
 
-    Never raises. See CONTRACT.md "Making any value JSON-safe" for the rules.
+    Never raises. See ``docs/contract.md`` ("Making values JSON-safe") for the rules.
     """
     return _convert(value, 0, set())
 

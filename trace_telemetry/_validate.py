@@ -1,4 +1,4 @@
-"""What counts as a valid event line in the queue (CONTRACT.md, strictly).
+"""What counts as a valid event line in the queue (``docs/contract.md``, strictly).
 
 A line must be strict JSON (no ``NaN``, valid UTF-8, no lone surrogates) for an
 object with exactly the ten contract keys. Anything else is set aside in the

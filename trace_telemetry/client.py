@@ -177,7 +177,7 @@ class TelemetryClient:
         """Record an event: ``track(name)``, ``track(name, data)`` or
         ``track(name, property_name, property_value)``.
 
-        ``data`` may be anything; it is made JSON-safe (CONTRACT.md). The
+        ``data`` may be anything; it is made JSON-safe (``docs/contract.md``). The
         three-argument form stores ``{property_name: property_value}``, also
         when the value is ``None``.
         """

@@ -31,7 +31,7 @@ class TelemetryProcessor:
     ``name`` is ``event_dict["event"]``; ``data`` is the rest of the event
     dict (bound and context variables, ``level``, every key), made JSON-safe.
     An ``exc_info`` (``True``, an exception, or a tuple) makes an exception
-    event in the CONTRACT.md shape plus the other keys, with the event text as
+    event in the shape of ``docs/contract.md`` plus the other keys, with the event text as
     ``logMessage``; an ``exception`` string left by ``format_exc_info`` is used
     as its ``stackTrace``.
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -331,7 +330,9 @@ class TestCelery:
         wait_for(lambda: len(task_events(receiver)) == 2, 8, "the children's events")
         assert server.process.poll() is None
         assert 0 == server.stop(signal.SIGTERM)
-        assert ["exception", "invoice %s overdue"] == sorted(e["name"] for e in task_events(receiver))
+        assert ["exception", "invoice %s overdue"] == sorted(
+            e["name"] for e in task_events(receiver)
+        )
         (failure,) = [e for e in task_events(receiver) if e["name"] == "exception"]
         assert "no payment for inv-2" == failure["data"]["message"]
         assert [] == read_lines(tmp_path / "queue" / "telemetry-queue.ndjson")
@@ -341,3 +342,66 @@ def task_events(receiver: Receiver) -> List[Dict[str, object]]:
     """The events the tasks caused (kombu warns about filesystem:// having no host)."""
     with receiver.lock:
         return [e for e in receiver.events if e["data"]["logger"] != "kombu.connection"]
+
+
+# -- Django -------------------------------------------------------------------------
+
+
+class TestDjango:
+    def test_the_logging_setting_sends_view_errors_and_app_warnings(
+        self, receiver: Receiver, tmp_path: Path
+    ) -> None:
+        pytest.importorskip("django")
+        env = server_env(receiver, tmp_path, DJANGO_SETTINGS_MODULE="django_site")
+        code = (
+            "import django; django.setup()\n"
+            "from django.test import Client\n"
+            "browser = Client(raise_request_exception=False)\n"
+            "print(browser.get('/orders/7').status_code, browser.get('/orders/13').status_code)\n"
+        )
+        result = run_python(code, env=env, cwd=str(tmp_path), timeout=60)
+        assert 0 == result.returncode, result.stderr
+        assert "200 500" == result.stdout.strip()
+        # Sent when the interpreter exited (logging.shutdown closes the handler).
+        assert ["exception", "order %s is late"] == names(receiver)
+        (failure,) = [e for e in receiver.events if e["name"] == "exception"]
+        assert "django.request" == failure["data"]["logger"]
+        assert "Internal Server Error: /orders/13" == failure["data"]["logMessage"]
+        assert "unlucky order" == failure["data"]["message"]
+        assert "Internal Server Error: /orders/13" in result.stderr  # the console handler
+
+
+# -- uWSGI --------------------------------------------------------------------------
+
+
+class TestUwsgi:
+    def test_the_ini_runs_the_sender_in_the_workers_and_sends_at_shutdown(
+        self, receiver: Receiver, tmp_path: Path, servers: List[Server]
+    ) -> None:
+        # uWSGI is a test dependency (built from source by pip): missing, it fails.
+        sock = tmp_path / "uwsgi.sock"
+        argv = [
+            console_script("uwsgi"),
+            "--ini",
+            str(EXAMPLES / "uwsgi.ini"),
+            "--http-socket",
+            str(sock),
+            "--virtualenv",
+            sys.prefix,
+        ]
+        server = Server(argv, tmp_path, server_env(receiver, tmp_path))
+        servers.append(server)
+        server.wait_for_output("spawned uWSGI worker 2")
+        wait_for(sock.exists, 30, "the socket")
+        assert [200, 200] == [get(sock, "/disk"), get(sock, "/pay")]
+        # The background sender runs (enable-threads): sent on its first tick,
+        # flush_interval_seconds (10 s) after start, while the server runs.
+        wait_for(lambda: len(receiver.events) == 2, 30, "the first tick")
+        assert server.process.poll() is None
+        assert 200 == get(sock, "/disk")
+        # die-on-term: SIGTERM stops uWSGI; each worker runs Python's atexit
+        # functions, logging.shutdown among them, which sends what is queued.
+        assert 0 == server.stop(signal.SIGTERM)
+        assert ["disk %d%% full", "disk %d%% full", "payment %s declined"] == names(receiver)
+        assert [] == read_lines(tmp_path / "queue" / "telemetry-queue.ndjson")
+        assert "goodbye to uWSGI" in server.stderr

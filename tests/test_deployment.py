@@ -1,18 +1,21 @@
 """The deployment recipes of docs/deployment.md, run in real servers.
 
 Each server runs as a subprocess from the very files the page includes
-(``docs/examples``), serving on a Unix socket in the test's folder, and sends
+(``docs/examples``), serving on a Unix socket, and sends
 to a real receiver on 127.0.0.1. Every subprocess is bounded by a timeout.
 """
 
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List
@@ -102,9 +105,20 @@ class Server:
             raise AssertionError(f"server did not exit within {timeout} s of {sig}") from None
 
     def kill(self) -> None:
-        if self.process.poll() is None:
+        """Kill the server's whole session, workers left behind included."""
+        try:
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
+        except ProcessLookupError:
+            pass
+        self.process.wait(10)
+
+
+@pytest.fixture
+def sock() -> Iterator[Path]:
+    """A Unix socket path short enough for AF_UNIX (108 bytes), whatever tmp_path is."""
+    folder = Path(tempfile.mkdtemp(prefix="tt-"))
+    yield folder / "server.sock"
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture
@@ -132,10 +146,20 @@ def names(receiver: Receiver) -> List[str]:
     return sorted(str(event["name"]) for event in receiver.events)
 
 
+def require(*modules: str) -> None:
+    """Fail, never skip, when a server is missing: they are all in the ``test`` extra."""
+    for module in modules:
+        if importlib.util.find_spec(module) is None:
+            raise AssertionError(f"{module} is a test dependency: pip install -e '.[test]'")
+
+
 def console_script(name: str) -> str:
     path = BIN / name
     if not path.exists():
-        raise AssertionError(f"{name} is not installed next to {sys.executable}")
+        raise AssertionError(
+            f"{name} is not installed next to {sys.executable}: it is a test dependency "
+            "(pip install -e '.[test]'; uWSGI builds from source and needs a C compiler)"
+        )
     return str(path)
 
 
@@ -145,12 +169,18 @@ def console_script(name: str) -> str:
 class TestGunicorn:
     @pytest.mark.parametrize("preload", [False, True], ids=["fork-then-load", "preload"])
     def test_the_example_config_boots_and_sends_app_and_gunicorn_errors(
-        self, preload: bool, receiver: Receiver, tmp_path: Path, servers: List[Server]
+        self,
+        preload: bool,
+        receiver: Receiver,
+        tmp_path: Path,
+        sock: Path,
+        servers: List[Server],
     ) -> None:
-        pytest.importorskip("gunicorn")
-        sock = tmp_path / "gunicorn.sock"
+        require("gunicorn")
         argv = [
-            console_script("gunicorn"),
+            sys.executable,
+            "-m",
+            "gunicorn",
             "-c",
             str(EXAMPLES / "gunicorn.conf.py"),
             "-b",
@@ -184,12 +214,13 @@ class TestGunicorn:
         assert "GET /disk" in server.stdout  # the access log, on stdout as by default
 
     def test_the_worker_config_for_user_sends_from_the_workers(
-        self, receiver: Receiver, tmp_path: Path, servers: List[Server]
+        self, receiver: Receiver, tmp_path: Path, sock: Path, servers: List[Server]
     ) -> None:
-        pytest.importorskip("gunicorn")
-        sock = tmp_path / "gunicorn.sock"
+        require("gunicorn")
         argv = [
-            console_script("gunicorn"),
+            sys.executable,
+            "-m",
+            "gunicorn",
             "-c",
             str(EXAMPLES / "gunicorn_user.conf.py"),
             "-b",
@@ -208,12 +239,13 @@ class TestGunicorn:
 
     @pytest.mark.skipif(os.geteuid() != 0, reason="--user needs a root master")
     def test_the_example_config_warns_when_workers_switch_user(
-        self, receiver: Receiver, tmp_path: Path, servers: List[Server]
+        self, receiver: Receiver, tmp_path: Path, sock: Path, servers: List[Server]
     ) -> None:
-        pytest.importorskip("gunicorn")
-        sock = tmp_path / "gunicorn.sock"
+        require("gunicorn")
         argv = [
-            console_script("gunicorn"),
+            sys.executable,
+            "-m",
+            "gunicorn",
             "-c",
             str(EXAMPLES / "gunicorn.conf.py"),
             "-b",
@@ -236,11 +268,9 @@ class TestGunicorn:
 
 class TestUvicorn:
     def test_the_lifespan_sends_what_is_queued_when_uvicorn_stops_on_sigterm(
-        self, receiver: Receiver, tmp_path: Path, servers: List[Server]
+        self, receiver: Receiver, tmp_path: Path, sock: Path, servers: List[Server]
     ) -> None:
-        pytest.importorskip("uvicorn")
-        pytest.importorskip("starlette")
-        sock = tmp_path / "uvicorn.sock"
+        require("uvicorn", "starlette")
         argv = [sys.executable, "-m", "uvicorn", "--uds", str(sock), "asgi_app:app"]
         server = Server(argv, tmp_path, server_env(receiver, tmp_path))
         servers.append(server)
@@ -255,11 +285,9 @@ class TestUvicorn:
         assert "Application shutdown complete" in server.stderr
 
     def test_without_the_lifespan_send_sigterm_leaves_events_queued_for_the_next_run(
-        self, receiver: Receiver, tmp_path: Path, servers: List[Server]
+        self, receiver: Receiver, tmp_path: Path, sock: Path, servers: List[Server]
     ) -> None:
-        pytest.importorskip("uvicorn")
-        pytest.importorskip("starlette")
-        sock = tmp_path / "uvicorn.sock"
+        require("uvicorn", "starlette")
         env = server_env(receiver, tmp_path)
         argv = [sys.executable, "-m", "uvicorn", "--uds", str(sock)]
         first = Server([*argv, "asgi_no_flush:app"], tmp_path, env)
@@ -287,7 +315,7 @@ class TestCelery:
     def test_prefork_children_send_in_worker_process_shutdown(
         self, receiver: Receiver, tmp_path: Path, servers: List[Server]
     ) -> None:
-        pytest.importorskip("celery")
+        require("celery")
         broker = tmp_path / "broker"
         broker.mkdir()
         (tmp_path / "celeryconfig.py").write_text(
@@ -305,7 +333,9 @@ class TestCelery:
         )
         assert 0 == produced.returncode, produced.stderr
         argv = [
-            console_script("celery"),
+            sys.executable,
+            "-m",
+            "celery",
             "-A",
             "celery_app",
             "worker",
@@ -351,7 +381,7 @@ class TestDjango:
     def test_the_logging_setting_sends_view_errors_and_app_warnings(
         self, receiver: Receiver, tmp_path: Path
     ) -> None:
-        pytest.importorskip("django")
+        require("django")
         env = server_env(receiver, tmp_path, DJANGO_SETTINGS_MODULE="django_site")
         code = (
             "import django; django.setup()\n"
@@ -376,10 +406,9 @@ class TestDjango:
 
 class TestUwsgi:
     def test_the_ini_runs_the_sender_in_the_workers_and_sends_at_shutdown(
-        self, receiver: Receiver, tmp_path: Path, servers: List[Server]
+        self, receiver: Receiver, tmp_path: Path, sock: Path, servers: List[Server]
     ) -> None:
         # uWSGI is a test dependency (built from source by pip): missing, it fails.
-        sock = tmp_path / "uwsgi.sock"
         argv = [
             console_script("uwsgi"),
             "--ini",

@@ -146,6 +146,20 @@ def names(receiver: Receiver) -> List[str]:
     return sorted(str(event["name"]) for event in receiver.events)
 
 
+def children(pid: int) -> List[int]:
+    """The process ids whose parent is ``pid`` (from /proc)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
 def require(*modules: str) -> None:
     """Fail, never skip, when a server is missing: they are all in the ``test`` extra."""
     for module in modules:
@@ -212,6 +226,33 @@ class TestGunicorn:
         assert "disk 91% full" in stderr
         assert "Unable to configure" not in stderr
         assert "GET /disk" in server.stdout  # the access log, on stdout as by default
+
+    def test_events_of_a_worker_killed_with_sigkill_are_sent_by_the_others(
+        self, receiver: Receiver, tmp_path: Path, sock: Path, servers: List[Server]
+    ) -> None:
+        require("gunicorn")
+        argv = [sys.executable, "-m", "gunicorn", "-c", str(EXAMPLES / "gunicorn.conf.py")]
+        server = Server(
+            [*argv, "-b", f"unix:{sock}", "wsgi_app:app"], tmp_path, server_env(receiver, tmp_path)
+        )
+        servers.append(server)
+        server.wait_for_output("Booting worker")
+        wait_for(sock.exists, 30, "the socket")
+        assert [200] * 6 == [get(sock, "/disk") for _ in range(6)]
+        wait_for(lambda: len(children(server.process.pid)) == 2, 30, "two workers")
+        workers = children(server.process.pid)
+        for pid in workers:
+            os.kill(pid, signal.SIGKILL)  # no exit code runs in them
+        wait_for(lambda: len(set(children(server.process.pid)) - set(workers)) == 2, 30, "respawn")
+        assert 0 == server.stop()
+        app_events = [e for e in receiver.events if e["data"]["logger"] == "myapp"]
+        assert ["disk %d%% full"] * 6 == [e["name"] for e in app_events]
+        # The master's error about each kill is an event too (OOM kills show up).
+        kills = [e for e in receiver.events if e["data"]["logger"] == "gunicorn.error"]
+        assert sorted(f"Worker (pid:{pid}) was sent SIGKILL!" for pid in workers) == sorted(
+            e["data"]["message"].split(" Perhaps")[0] for e in kills
+        )
+        assert [] == read_lines(tmp_path / "queue" / "telemetry-queue.ndjson")
 
     def test_the_worker_config_for_user_sends_from_the_workers(
         self, receiver: Receiver, tmp_path: Path, sock: Path, servers: List[Server]

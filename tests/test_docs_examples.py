@@ -64,7 +64,13 @@ def test_settings_examples_configure_logging(
     monkeypatch.setenv("TELEMETRY_URL", receiver.url)
     monkeypatch.setenv("TELEMETRY_DIR", str(tmp_path))
     settings = runpy.run_path(str(EXAMPLES / example))
-    config = settings.get("LOGGING") or settings["logconfig_dict"]
+    if example.startswith("gunicorn"):
+        # gunicorn updates a copy of its defaults with the dict: do the same.
+        from gunicorn.glogging import CONFIG_DEFAULTS  # a test dependency
+
+        config = dict(CONFIG_DEFAULTS, **settings["logconfig_dict"])
+    else:
+        config = settings["LOGGING"]
     queue = tmp_path / "q.ndjson"
     config["handlers"]["telemetry"]["queue_path"] = str(queue)
     logging.config.dictConfig(config)

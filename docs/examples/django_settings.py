@@ -1,4 +1,8 @@
-"""Django: the ``LOGGING`` setting (Django passes it to dictConfig)."""
+"""Django: the ``LOGGING`` setting (Django passes it to dictConfig).
+
+Django's handlers are built in every process that loads the settings; under
+gunicorn or uWSGI see their recipes for where the process exits.
+"""
 
 import os
 
@@ -11,8 +15,8 @@ LOGGING = {
             "class": "trace_telemetry.TelemetryHandler",
             "level": "WARNING",
             "endpoint_url": os.environ.get("TELEMETRY_URL", "http://127.0.0.1:8080/telemetry"),
-            "queue_path": os.path.join(
-                os.environ.get("TELEMETRY_DIR", "."), "telemetry-queue.ndjson"
+            "queue_path": os.environ.get(
+                "TELEMETRY_QUEUE", "/var/lib/myapp/telemetry-queue.ndjson"
             ),
             "application_name": "django-site",
         },

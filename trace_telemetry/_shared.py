@@ -12,6 +12,7 @@ import os
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
+from . import _exit
 from ._stats import logger
 from .client import TelemetryClient
 from .options import TelemetryOptions
@@ -78,6 +79,10 @@ def release(client: TelemetryClient) -> None:
     Never joins the sender thread: ``dictConfig`` calls this while holding
     logging's module lock, which that thread may be waiting for
     (opentelemetry-python #3193). The send happens on this thread instead.
+
+    At interpreter exit (``logging.shutdown`` closing the handlers) it sends
+    nothing: the exit hook has already given the client its share of the
+    one exit budget (``shutdown_timeout_seconds``).
     """
     key = os.path.abspath(str(client.options.queue_path))
     with _lock:
@@ -89,5 +94,5 @@ def release(client: TelemetryClient) -> None:
             return
         del _entries[key]
     client._worker.stop(timeout=0)
-    if client.options.endpoint_url:
+    if client.options.endpoint_url and not _exit.exiting():
         client.flush(timeout=CLOSE_SEND_SECONDS)

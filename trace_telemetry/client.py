@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import random
+import tempfile
 import threading
+import time
 import weakref
 from typing import Any, Dict, Optional, overload
 
+from . import _exit
 from ._delivery import Delivery
 from ._event import EVENT_KEYS, exception_data, format_timestamp, new_event_id
 from ._host import host_info
@@ -22,8 +27,12 @@ __all__ = ["TelemetryClient"]
 
 #: The default budget of :meth:`TelemetryClient.flush`.
 DEFAULT_FLUSH_TIMEOUT = 30.0
-#: How long :meth:`TelemetryClient.stop` waits for the sender thread.
+#: How long :meth:`TelemetryClient.stop` (and :meth:`~TelemetryClient.close`)
+#: waits for the sender thread.
 STOP_TIMEOUT = 2.0
+#: The first send after :meth:`TelemetryClient.start` finds a backlog comes
+#: this many seconds later (uniform, so a fleet restarted together spreads out).
+BACKLOG_DELAY = (0.1, 1.0)
 
 _MISSING: Any = object()
 _TRUNCATION_MARKER = "…[truncated by trace_telemetry: event over max_event_bytes]"
@@ -81,6 +90,7 @@ class TelemetryClient:
             self._tick,
             options.flush_interval_seconds,
             self._stats,
+            run_final=self._final,
         )
         self._before_send = options.before_send
         self._max_event_bytes = options.max_event_bytes
@@ -90,6 +100,7 @@ class TelemetryClient:
         self._tail_text = ""
         self._pid = _getpid()
         _clients.add(self)
+        self._check_queue_path()
 
     def __repr__(self) -> str:
         return (
@@ -103,23 +114,40 @@ class TelemetryClient:
         """Start the background sender (idempotent).
 
         It drains the queue every ``flush_interval_seconds``, or later while
-        backing off after a failure.
+        backing off after a failure. If events are already queued (an earlier
+        run, another process), the first send comes within about a second.
+        While it runs, interpreter exit sends what it can within
+        ``shutdown_timeout_seconds`` (docs/configuration.md).
         """
         self._check_fork()
-        self._worker.start()
+        if self._worker.running:
+            return
+        first_delay = None
+        if self.options.endpoint_url and self.queued_count:
+            first_delay = random.uniform(*BACKLOG_DELAY)  # noqa: S311 - jitter, not crypto
+        self._worker.start(first_delay)
+        _exit.register(self)
 
     def stop(self) -> None:
         """Stop the background sender; returns within ~2 s even if a request hangs.
 
         Does not flush (like the .NET client): call :meth:`flush` first to
-        send what remains. Unsent events stay queued for the next run.
+        send what remains. Unsent events stay queued for the next run, and
+        a stopped client sends nothing at interpreter exit.
         """
         self._worker.stop(STOP_TIMEOUT)
 
     def close(self) -> None:
-        """:meth:`stop`, then release the files and the HTTP session."""
-        self.stop()
-        self._queue.close()
+        """:meth:`stop`, then release the files and the HTTP session.
+
+        Returns within ~2 s like :meth:`stop`: if the sender thread is still
+        stuck in a request then, it releases them itself when it ends.
+        """
+        self._worker.stop(STOP_TIMEOUT, on_exit=self._release)
+
+    def _release(self) -> None:
+        with contextlib.suppress(Exception):
+            self._queue.close()
         self._transport.close()
 
     def flush(self, timeout: Optional[float] = None) -> bool:
@@ -197,8 +225,15 @@ class TelemetryClient:
         """Record an exception: message, stack trace, type and inner message.
 
         Works after the ``except`` block has ended: the traceback comes from
-        ``exc.__traceback__``.
+        ``exc.__traceback__``. Anything but an exception (``None`` included)
+        records nothing and is counted as a ``bad_arguments`` drop.
         """
+        if not isinstance(exc, BaseException):
+            self._stats.drop(
+                "bad_arguments",
+                detail=f"track_exception() needs an exception, got {type(exc).__name__}",
+            )
+            return
         try:
             data = exception_data(exc, extra_data)
         except Exception as error:  # noqa: BLE001
@@ -326,6 +361,41 @@ class TelemetryClient:
         self._delivery.drain(DEFAULT_FLUSH_TIMEOUT * 2, respect_backoff=True, cancel=stop)
         return self._delivery.seconds_until_next()
 
+    def _final(self, stop: threading.Event, deadline: float) -> None:
+        """The sender thread's last drain, at interpreter exit (see ``_exit``)."""
+        self._delivery.drain(deadline - time.monotonic(), respect_backoff=True, cancel=stop)
+
+    def _exit_budget(self) -> float:
+        """Seconds this client may send at interpreter exit; 0 to skip it.
+
+        Skipped: stopped or never started, no endpoint, nothing queued, or
+        backing off after a failure (an offline laptop must not wait on
+        every run).
+        """
+        budget = self.options.shutdown_timeout_seconds
+        if budget <= 0 or not self.options.endpoint_url or not self._worker.running:
+            return 0.0
+        if self._delivery.failures or self._pid != _getpid() or not self.queued_count:
+            return 0.0
+        return budget
+
+    def _check_queue_path(self) -> None:
+        """Warn now, naming the path and the error, if the queue cannot be written.
+
+        Never raises: tracking keeps counting each event as an ``io_error``
+        drop. Creates nothing: the nearest existing folder is probed with a
+        temporary file, removed at once.
+        """
+        problem = _queue_path_problem(self._queue.path)
+        if problem:
+            self._stats.warn_once(
+                "queue_path",
+                "trace_telemetry cannot write its queue at %s: %s; events will be "
+                "dropped and counted (stats()['dropped']['io_error'])",
+                self._queue.path,
+                problem,
+            )
+
     def _check_fork(self) -> None:
         """In a forked child: fresh locks and files; restart the sender if it ran.
 
@@ -341,6 +411,30 @@ class TelemetryClient:
         self._delivery.failures = 0
         if self._worker.after_fork():
             self._worker.start()
+
+
+def _queue_path_problem(path: str) -> str:
+    """Why ``path`` cannot hold a queue file, or ``""``.
+
+    The queue needs its file and, next to it, its ``.offset`` and ``.lock``
+    files: the nearest existing folder is probed with a temporary file.
+    """
+    try:
+        if os.path.isdir(path):
+            return f"[Errno {errno.EISDIR}] {os.strerror(errno.EISDIR)}"
+        if os.path.exists(path):
+            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
+        folder = os.path.dirname(path)
+        while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
+            folder = os.path.dirname(folder)
+        if not os.path.isdir(folder):
+            return f"[Errno {errno.ENOTDIR}] {os.strerror(errno.ENOTDIR)}: {folder!r}"
+        fd, probe = tempfile.mkstemp(prefix=".trace-telemetry-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        return str(error)
+    return ""
 
 
 def _parse_track_arguments(args: Any, kwargs: Dict[str, Any]) -> Any:

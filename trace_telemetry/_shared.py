@@ -8,12 +8,13 @@ with its last user.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from . import _exit
-from ._stats import logger
+from ._stats import log
 from .client import TelemetryClient
 from .options import TelemetryOptions
 
@@ -43,7 +44,8 @@ def acquire(options: Dict[str, Any]) -> TelemetryClient:
             client, first, _ = entry
             entry[2] += 1
             if first != validated:
-                logger.warning(
+                log(
+                    logging.WARNING,
                     "trace_telemetry: another handler already uses %s with other options; "
                     "the first configuration wins (%r)",
                     key,

@@ -390,8 +390,8 @@ class TelemetryClient:
         if problem:
             self._stats.warn_once(
                 "queue_path",
-                "trace_telemetry cannot write its queue at %s: %s; events will be "
-                "dropped and counted (stats()['dropped']['io_error'])",
+                "trace_telemetry cannot write its queue at %s: %s; events tracked "
+                "will be dropped and counted in stats()",
                 self._queue.path,
                 problem,
             )

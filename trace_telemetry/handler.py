@@ -49,6 +49,11 @@ class TelemetryHandler(logging.Handler):
         ValueError: invalid options, or both ``client`` and options.
     """
 
+    #: The SDK's own records are skipped here, so they do not count as
+    #: handled (``_stats.SKIPS_SDK_RECORDS``): with only this handler, the
+    #: SDK's warnings go to ``logging.lastResort`` (stderr).
+    _skips_trace_telemetry_records = True
+
     def __init__(
         self,
         level: Union[int, str] = logging.NOTSET,

@@ -146,9 +146,7 @@ client.stop()
     assert pending(queue_path) == 5
 
 
-def test_a_client_never_started_sends_nothing_at_exit(
-    receiver: Receiver, queue_path: Path
-) -> None:
+def test_a_client_never_started_sends_nothing_at_exit(receiver: Receiver, queue_path: Path) -> None:
     body = """
 client = TelemetryClient(TelemetryOptions(endpoint_url=url, queue_path=queue))
 client.track("step")

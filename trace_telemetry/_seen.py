@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, MutableMapping, Optional, Tuple
 
 __all__ = ["note_event_dict", "note_record", "recorded_by_processor", "recorded_record"]
 
@@ -30,7 +30,7 @@ _PASSED_APART = frozenset({"event", "exc_info", "stack_info", "stacklevel"})
 
 
 class _Noted(threading.local):
-    event_dict: Optional[Dict[str, Any]] = None
+    event_dict: Optional[MutableMapping[str, Any]] = None
     event: Any = None
     logger_name: Optional[str] = None
     record: Optional[Tuple[Any, float, str, int]] = None
@@ -40,7 +40,7 @@ class _Noted(threading.local):
 _noted = _Noted()
 
 
-def note_event_dict(event_dict: Dict[str, Any], logger: Any) -> None:
+def note_event_dict(event_dict: MutableMapping[str, Any], logger: Any) -> None:
     """The processor recorded ``event_dict`` (a structlog call) on this thread."""
     _noted.event_dict = event_dict
     _noted.event = event_dict.get("event", _MISSING)

@@ -102,10 +102,11 @@ class Worker:
             run.stop.set()
             run.wake.set()
         ended = True
-        if thread is not None and thread is not threading.current_thread():
-            if self._pid == os.getpid():  # the parent's thread does not exist in a child
-                thread.join(timeout)
-                ended = not thread.is_alive()
+        # (in a forked child, the parent's thread does not exist)
+        if thread not in (None, threading.current_thread()) and self._pid == os.getpid():
+            assert thread is not None
+            thread.join(timeout)
+            ended = not thread.is_alive()
         if on_exit is not None:
             with self._lock:
                 if not ended and not run.done:

@@ -267,7 +267,7 @@ def _flush(args: argparse.Namespace) -> int:
         )
     if stats["rejected"]:
         raise CliError(
-            f"the endpoint refused {stats['rejected']} events ({stats['last_error']}); "
+            f"the endpoint refused {stats['rejected']} events; "
             f"they are in {args.queue}.rejected (see: requeue)",
             EXIT_FAILED,
         )

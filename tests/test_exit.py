@@ -210,3 +210,18 @@ def test_a_handler_and_a_client_share_one_budget(
     assert spent < 3 + 1.5
     assert pending(queue_path) == 3
     assert len(read_lines(queue_path.parent / "handler.ndjson")) == 3
+
+
+def test_a_processor_built_from_options_delivers_at_exit(
+    receiver: Receiver, queue_path: Path
+) -> None:
+    body = """
+import structlog
+from trace_telemetry import TelemetryProcessor
+structlog.configure(processors=[
+    TelemetryProcessor(endpoint_url=url, queue_path=queue, drop=True)])
+for number in range(3):
+    structlog.get_logger().info("job_done", n=number)
+"""
+    run_script(body, receiver.url, queue_path)
+    assert [e["data"]["n"] for e in receiver.events] == [0, 1, 2]

@@ -6,10 +6,11 @@ registered earlier, when ``logging`` was imported). The hook:
 1. takes the clients still running (started, not stopped) whose
    ``shutdown_timeout_seconds`` is not 0, that have an endpoint and
    something queued, and that are not backing off after a failure;
-2. wakes each one's sender thread for a last drain that ends by the
-   deadline (now + the largest of their budgets) — the threads work in
-   parallel;
-3. joins each thread until that deadline, never later.
+2. wakes each one's sender thread for a last drain that ends by its
+   deadline (the hook's start + that client's budget) — the threads work
+   in parallel;
+3. joins each thread until its deadline, never later: the whole exit
+   waits at most the largest budget.
 
 The threads are daemons: one stuck in a request (a hanging server, a DNS
 lookup that ``requests``' timeout does not cover) is abandoned at the

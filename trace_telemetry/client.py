@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import random
-import tempfile
 import threading
 import time
 import weakref
 from typing import Any, Dict, Optional, overload
 
-from . import _exit
+from . import _exit, _paths
+from ._arguments import event_name, parse_track_arguments
 from ._delivery import Delivery
 from ._event import EVENT_KEYS, exception_data, format_timestamp, new_event_id
 from ._host import host_info
@@ -34,7 +33,6 @@ STOP_TIMEOUT = 2.0
 #: this many seconds later (uniform, so a fleet restarted together spreads out).
 BACKLOG_DELAY = (0.1, 1.0)
 
-_MISSING: Any = object()
 _TRUNCATION_MARKER = "…[truncated by trace_telemetry: event over max_event_bytes]"
 _clients: "weakref.WeakSet[TelemetryClient]" = weakref.WeakSet()
 _getpid = os.getpid
@@ -100,7 +98,7 @@ class TelemetryClient:
         self._tail_text = ""
         self._pid = _getpid()
         _clients.add(self)
-        self._check_queue_path()
+        _paths.warn_if_unwritable(self._queue.path, self._stats)
 
     def __repr__(self) -> str:
         return (
@@ -123,7 +121,10 @@ class TelemetryClient:
         if self._worker.running:
             return
         first_delay = None
-        if self.options.endpoint_url and self.queued_count:
+        if self.options.endpoint_url and _paths.file_size(self._queue.path):
+            # Maybe a backlog (an earlier run, another process). Checked by
+            # size, not counted: counting reads the whole file, ~50 ms for
+            # a full 64 MiB queue; a needless early drain costs a lock.
             first_delay = random.uniform(*BACKLOG_DELAY)  # noqa: S311 - jitter, not crypto
         self._worker.start(first_delay)
         _exit.register(self)
@@ -213,7 +214,7 @@ class TelemetryClient:
             if not kwargs and len(args) <= 1:
                 data = args[0] if args else None
             else:
-                data = _parse_track_arguments(args, kwargs)
+                data = parse_track_arguments(args, kwargs)
         except TypeError as error:
             self._stats.drop("bad_arguments", detail=str(error))
             return
@@ -281,7 +282,7 @@ class TelemetryClient:
         host = self._host
         return {
             "id": event_id,
-            "name": name if type(name) is str else _event_name(name),
+            "name": name if type(name) is str else event_name(name),
             "timestampUtc": timestamp,
             "data": data,
             "applicationName": self._app_name,
@@ -379,23 +380,6 @@ class TelemetryClient:
             return 0.0
         return budget
 
-    def _check_queue_path(self) -> None:
-        """Warn now, naming the path and the error, if the queue cannot be written.
-
-        Never raises: tracking keeps counting each event as an ``io_error``
-        drop. Creates nothing: the nearest existing folder is probed with a
-        temporary file, removed at once.
-        """
-        problem = _queue_path_problem(self._queue.path)
-        if problem:
-            self._stats.warn_once(
-                "queue_path",
-                "trace_telemetry cannot write its queue at %s: %s; events tracked "
-                "will be dropped and counted in stats()",
-                self._queue.path,
-                problem,
-            )
-
     def _check_fork(self) -> None:
         """In a forked child: fresh locks and files; restart the sender if it ran.
 
@@ -411,62 +395,6 @@ class TelemetryClient:
         self._delivery.failures = 0
         if self._worker.after_fork():
             self._worker.start()
-
-
-def _queue_path_problem(path: str) -> str:
-    """Why ``path`` cannot hold a queue file, or ``""``.
-
-    The queue needs its file and, next to it, its ``.offset`` and ``.lock``
-    files: the nearest existing folder is probed with a temporary file.
-    """
-    try:
-        if os.path.isdir(path):
-            return f"[Errno {errno.EISDIR}] {os.strerror(errno.EISDIR)}"
-        if os.path.exists(path):
-            os.close(os.open(path, os.O_WRONLY | os.O_APPEND))
-        folder = os.path.dirname(path)
-        while not os.path.lexists(folder) and os.path.dirname(folder) != folder:
-            folder = os.path.dirname(folder)
-        if not os.path.isdir(folder):
-            return f"[Errno {errno.ENOTDIR}] {os.strerror(errno.ENOTDIR)}: {folder!r}"
-        fd, probe = tempfile.mkstemp(prefix=".trace-telemetry-probe-", dir=folder)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as error:
-        return str(error)
-    return ""
-
-
-def _parse_track_arguments(args: Any, kwargs: Dict[str, Any]) -> Any:
-    if "data" in kwargs:
-        if args or len(kwargs) > 1:
-            raise TypeError("track() takes data or property_name/property_value, not both")
-        return kwargs["data"]
-    unknown = set(kwargs) - {"property_name", "property_value"}
-    if unknown:
-        raise TypeError(f"track() got unexpected keyword arguments {sorted(unknown)}")
-    values = list(args)
-    if len(values) > 2:
-        raise TypeError(f"track() takes at most 3 arguments, got {len(values) + 1}")
-    if len(values) < 1:
-        values.append(kwargs.get("property_name", _MISSING))
-    if len(values) < 2:
-        values.append(kwargs.get("property_value", _MISSING))
-    property_name, property_value = values
-    if property_name is _MISSING:
-        raise TypeError("track() got property_value without property_name")
-    if property_value is _MISSING:
-        property_value = None
-    return {property_name: property_value}
-
-
-def _event_name(name: Any) -> str:
-    if name is None:
-        return ""
-    try:
-        return str(name)
-    except Exception:  # noqa: BLE001
-        return repr(type(name))
 
 
 def _after_fork_in_child() -> None:

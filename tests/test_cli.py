@@ -344,3 +344,11 @@ def test_import_does_not_import_the_cli_or_requests() -> None:
         "import sys, trace_telemetry; print(sorted(m for m in ('requests', 'argparse', 'structlog', 'pythonjsonlogger', 'trace_telemetry.cli') if m in sys.modules))"
     )
     assert "[]" == result.stdout.strip(), result.stderr
+
+
+def test_the_demo_does_not_import_the_cli() -> None:
+    """No import cycle: the output helpers live in ``_table``."""
+    result = run_python(
+        "import sys, trace_telemetry._demo; print('trace_telemetry.cli' in sys.modules)"
+    )
+    assert ("False\n", 0) == (result.stdout, result.returncode), result.stderr

@@ -84,15 +84,48 @@ class TestServe:
             wrong.track("unauthorised")
             assert wrong.flush(timeout=10) is False
             assert "401" in wrong.stats()["last_error"]
-            lines = [server.stdout.readline() for _ in range(2)]
+            lines = [server.stdout.readline() for _ in range(3)]
         finally:
             server.send_signal(signal.SIGINT)
             rest = server.communicate(timeout=10)[0]
         assert 0 == server.returncode
-        assert all(re.search(r"POST /telemetry \d events", line) for line in lines)
+        assert all(re.search(r"POST /telemetry \d events", line) for line in lines[:2])
+        assert "POST /telemetry refused: 401 invalid api key" in lines[2]
         assert [0, 1, 2] == [e["data"] for e in read_lines(out)]
         assert "received 3 events in 2 requests" in rest
         assert 0o600 == out.stat().st_mode & 0o777
+
+    def test_serve_plays_a_failing_server_and_logs_each_refusal(
+        self, tmp_path: Path, make_client: MakeClient
+    ) -> None:
+        out = tmp_path / "received.ndjson"
+        server = popen_python(
+            CLI, "serve", "--port", "0", "--out", str(out), "--status", "503",
+            stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            assert server.stdout is not None
+            first = server.stdout.readline()
+            assert "answering every request with 503" in first
+            url = re.search(r"(http://\S+)", first).group(1)  # type: ignore[union-attr]
+            client = make_client(endpoint_url=url)
+            client.track("kept")
+            assert client.flush(timeout=10) is False
+            assert "503" in client.stats()["last_error"]
+            assert 1 == client.queued_count  # a 503 keeps the event queued
+            refusal = server.stdout.readline()
+        finally:
+            server.send_signal(signal.SIGINT)
+            rest = server.communicate(timeout=10)[0]
+        assert "POST /telemetry refused: 503 1 events not accepted" in refusal
+        assert "received 0 events in 1 requests" in rest
+        assert not out.exists()
+
+    @pytest.mark.parametrize("code", ["abc", "99", "600"])
+    def test_a_bad_status_is_a_usage_error(self, code: str) -> None:
+        result = cli("serve", "--status", code)
+        assert 2 == result.returncode
+        assert "--status must be an HTTP status from 200 to 599" in result.stderr
 
     def test_serve_rejects_non_json_with_400(self) -> None:
         import requests
@@ -140,8 +173,23 @@ class TestStatus:
         corrupt.write_bytes(b"garbage\n{\n")
         filled = filled_queue(corrupt, 1)
         info = json.loads(cli("status", str(filled), "--json").stdout)
-        assert 3 == info["pending_events"]
+        assert (1, 2) == (info["pending_events"], info["pending_invalid_lines"])
         assert info["oldest"] is not None
+
+    def test_status_and_peek_report_invalid_lines_the_same_way(self, tmp_path: Path) -> None:
+        queue = tmp_path / "q.ndjson"
+        queue.write_bytes(b"garbage\n{\n")
+        filled_queue(queue, 1)
+        note = "2 pending lines are not events (moved to .corrupt at the next send)"
+        status = cli("status", str(queue))
+        assert re.search(r"pending\s+1 events", status.stdout)
+        assert re.search(r"invalid\s+" + re.escape(note), status.stdout)
+        peek = cli("peek", str(queue))
+        assert "event-0" in peek.stdout
+        assert re.search(r"invalid\s+" + re.escape(note), peek.stdout)
+        raw = cli("peek", str(queue), "--json")
+        assert ["event-0"] == [json.loads(line)["name"] for line in raw.stdout.splitlines()]
+        assert note in raw.stderr
 
     def test_a_missing_queue_is_a_clear_error(self, tmp_path: Path) -> None:
         for command in ("status", "peek", "requeue"):
@@ -164,10 +212,15 @@ class TestStatus:
         try:
             import time
 
-            deadline = time.monotonic() + 10
-            while not receiver.requests and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert re.search(r"sender\s+a process is sending now", cli("status", str(queue)).stdout)
+            # The receiver holds the request unanswered (it records it only
+            # once answered): poll until the sender holds the queue.
+            deadline = time.monotonic() + 8
+            output = ""
+            while time.monotonic() < deadline:
+                output = cli("status", str(queue)).stdout
+                if re.search(r"sender\s+a process is sending now", output):
+                    break
+            assert re.search(r"sender\s+a process is sending now", output)
         finally:
             behaviour.release.set()
             sender.wait(30)
@@ -189,6 +242,8 @@ class TestPeek:
     def test_peek_skips_garbage_and_handles_empty(self, tmp_path: Path) -> None:
         queue = tmp_path / "q.ndjson"
         queue.write_bytes(b"garbage\n")
+        assert "no pending events" in cli("peek", str(queue)).stdout
+        queue.write_bytes(b"")
         assert "the queue is empty" in cli("peek", str(queue)).stdout
         filled_queue(queue, 1)
         assert ["event-0"] == [
@@ -253,7 +308,10 @@ class TestRequeue:
         behaviour.respond = lambda events, headers: (
             (400, {}) if any(e["name"] == "event-2" for e in events) else None
         )
-        assert 0 == cli("flush", str(queue), "--endpoint", receiver.url).returncode
+        refused = cli("flush", str(queue), "--endpoint", receiver.url)
+        assert 1 == refused.returncode  # a rejected event was not delivered
+        assert "1 rejected" in refused.stdout
+        assert "error: the endpoint refused 1 events" in refused.stderr
         assert ["event-2"] == [e["name"] for e in read_lines(Path(str(queue) + ".rejected"))]
         behaviour.respond = None  # the server was fixed
         result = cli("requeue", str(queue))
@@ -286,3 +344,11 @@ def test_import_does_not_import_the_cli_or_requests() -> None:
         "import sys, trace_telemetry; print(sorted(m for m in ('requests', 'argparse', 'structlog', 'pythonjsonlogger', 'trace_telemetry.cli') if m in sys.modules))"
     )
     assert "[]" == result.stdout.strip(), result.stderr
+
+
+def test_the_demo_does_not_import_the_cli() -> None:
+    """No import cycle: the output helpers live in ``_table``."""
+    result = run_python(
+        "import sys, trace_telemetry._demo; print('trace_telemetry.cli' in sys.modules)"
+    )
+    assert ("False\n", 0) == (result.stdout, result.returncode), result.stderr

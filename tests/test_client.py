@@ -5,6 +5,7 @@ import math
 import os
 import re
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict
@@ -250,3 +251,66 @@ class TestEmptyEndpoint:
         assert 5 == client.queued_count
         assert 0 == client.stats()["dropped_total"]
         client.stop()
+
+
+class TestLifecycle:
+    def test_track_exception_of_a_non_exception_records_nothing(
+        self, make_client: MakeClient
+    ) -> None:
+        client = make_client()
+        client.track_exception(None)  # type: ignore[arg-type]
+        client.track_exception("boom")  # type: ignore[arg-type]
+        assert client.queued_count == 0
+        assert client.stats()["dropped"] == {"bad_arguments": 2}
+
+    def test_a_backlog_is_sent_within_about_a_second_of_start(
+        self, make_client: MakeClient, receiver: Receiver
+    ) -> None:
+        earlier = make_client(endpoint_url=receiver.url)
+        for number in range(5):
+            earlier.track("from_an_earlier_run", number)
+        earlier.close()
+        client = make_client(endpoint_url=receiver.url, flush_interval_seconds=3600)
+        started = time.monotonic()
+        client.start()
+        while len(receiver.events) < 5 and time.monotonic() - started < 30:
+            time.sleep(0.02)
+        assert len(receiver.events) == 5
+        assert time.monotonic() - started < 1.0 + 2.0  # the interval is an hour
+
+    def test_no_backlog_means_no_early_send(
+        self, make_client: MakeClient, receiver: Receiver
+    ) -> None:
+        client = make_client(endpoint_url=receiver.url, flush_interval_seconds=3600)
+        client.start()
+        client.track("after_start")
+        time.sleep(1.5)  # past the longest backlog delay
+        assert receiver.requests == []
+
+    def test_close_is_bounded_like_stop_while_a_request_hangs(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
+        entered, release = threading.Event(), threading.Event()
+
+        def hang(events: Any, headers: Any) -> None:
+            entered.set()
+            release.wait(30)
+
+        with Receiver(responder=hang) as server:
+            client = make_client(
+                endpoint_url=server.url, flush_interval_seconds=1, timeout_seconds=20
+            )
+            client.track("stuck")
+            client.start()
+            assert entered.wait(10)  # the sender thread is inside a hanging request
+            sender = client._worker._thread
+            assert sender is not None
+            assert client.flush(timeout=1) is False  # the queue is busy
+            started = time.monotonic()
+            client.close()
+            assert time.monotonic() - started < 2.0 + 2.0
+            release.set()
+            sender.join(20)  # once free, the sender releases the files and session itself
+            assert not sender.is_alive()
+            assert client._transport._session is None
+        assert len(server.events) == 1  # the answer came late, but it came: delivered

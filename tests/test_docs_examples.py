@@ -41,7 +41,7 @@ def run_example(name: str, receiver: Receiver, workdir: Path) -> List[str]:
         ("logging_client.py", ["invoice %s overdue"]),
         ("flask_app.py", ["purchase", "purchase", "exception"]),
         ("structlog_plain.py", ["export_started", "exception"]),
-        ("structlog_stdlib.py", ["request_served", "a library says hello"]),
+        ("structlog_stdlib.py", ["request_served", "a library says %s"]),
     ],
 )
 def test_example_runs_and_delivers(
@@ -101,3 +101,60 @@ def test_the_ini_example_loads_with_file_config(tmp_path: Path) -> None:
     assert "ini-app" == handler.client.options.application_name  # type: ignore[attr-defined]
     logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
     assert ["from ini"] == [e["name"] for e in read_lines(tmp_path / "q.ndjson")]
+
+
+def python_block(readme: str, heading: str) -> str:
+    """The first ``python`` block after ``heading`` in a README, as printed."""
+    text = (ROOT / readme).read_text("utf-8")
+    section = text[text.index(heading) :]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start : section.index("```\n", start)]
+
+
+@pytest.mark.parametrize(
+    ("readme", "heading"), [("README.md", "## Quick start"), ("README.pt-BR.md", "## Uso rápido")]
+)
+def test_the_readme_quick_start_runs_as_pasted(
+    readme: str, heading: str, receiver: Receiver, tmp_path: Path
+) -> None:
+    """Pasted into a fresh interpreter with ``trace-telemetry serve`` running.
+
+    The only change: the URL of ``trace-telemetry serve`` (port 8080)
+    becomes this test's receiver, which listens on a free port.
+    """
+    snippet = python_block(readme, heading)
+    default_serve_url = "http://127.0.0.1:8080/telemetry"
+    assert default_serve_url in snippet
+    result = run_python(snippet.replace(default_serve_url, receiver.url), cwd=str(tmp_path))
+    assert 0 == result.returncode, result.stderr
+    assert "" == result.stderr  # nothing to warn about
+    assert ["page_view", "purchase", "signup", "exception"] == [
+        event["name"] for event in receiver.events
+    ]
+    exception = receiver.events[-1]["data"]
+    assert ("ValueError", "checkout") == (exception["exceptionType"], exception["step"])
+    assert (tmp_path / "telemetry-queue.ndjson").exists()
+
+
+def test_the_portuguese_readme_logging_and_structlog_snippets_run(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    url = "http://127.0.0.1:8080/telemetry"
+    logging_block = python_block("README.pt-BR.md", "## Logging (`TelemetryHandler`)")
+    structlog_block = python_block("README.pt-BR.md", "## structlog (`TelemetryProcessor`)")
+    code = (
+        logging_block
+        + "logging.getLogger('app').warning('disco %d%% cheio', 91)\n"
+        + "from trace_telemetry import TelemetryClient, TelemetryOptions\n"
+        + f"client = TelemetryClient(TelemetryOptions(endpoint_url={url!r},"
+        + " queue_path='structlog-queue.ndjson'))\n"
+        + "client.start()\n"
+        + structlog_block
+        + "structlog.get_logger().info('pedido_criado', pedido=7)\n"
+    ).replace(url, receiver.url)
+    result = run_python(code, cwd=str(tmp_path))
+    assert 0 == result.returncode, result.stderr
+    # delivered at exit (shutdown_timeout_seconds), one event per call
+    assert sorted(["disco %d%% cheio", "pedido_criado"]) == sorted(
+        event["name"] for event in receiver.events
+    )

@@ -24,6 +24,7 @@ class TestDefaults:
         assert 10 == options.timeout_seconds
         assert 300 == options.max_backoff_seconds
         assert options.before_send is None
+        assert 2 == options.shutdown_timeout_seconds
 
 
 class TestValidation:
@@ -76,6 +77,10 @@ class TestValidation:
             ("application_name", None),
             ("enable_country_lookup", "yes"),
             ("before_send", "not callable"),
+            ("shutdown_timeout_seconds", -1),
+            ("shutdown_timeout_seconds", float("inf")),
+            ("shutdown_timeout_seconds", "2"),
+            ("shutdown_timeout_seconds", None),
         ],
     )
     def test_invalid_values_raise_value_error_naming_the_option(
@@ -88,6 +93,9 @@ class TestValidation:
         assert 1.0 == TelemetryOptions(flush_interval_seconds=0).flush_interval_seconds
         assert 1.0 == TelemetryOptions(flush_interval_seconds=-3).flush_interval_seconds
         assert 2.5 == TelemetryOptions(flush_interval_seconds=2.5).flush_interval_seconds
+
+    def test_zero_shutdown_timeout_turns_the_exit_send_off(self) -> None:
+        assert 0.0 == TelemetryOptions(shutdown_timeout_seconds=0).shutdown_timeout_seconds
 
     def test_zero_max_queue_bytes_means_unbounded(self) -> None:
         assert 0 == TelemetryOptions(max_queue_bytes=0).max_queue_bytes

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator, List
 import pytest
 import structlog
 
-from trace_telemetry import TelemetryClient, TelemetryProcessor
+from trace_telemetry import TelemetryClient, TelemetryHandler, TelemetryProcessor
 from trace_telemetry._receiver import Receiver
 
 from .conftest import read_lines
@@ -208,11 +208,138 @@ class TestStdlibIntegration:
             {"version": 1, "disable_existing_loggers": False, "root": {"handlers": []}}
         )
         events = read_lines(queue_path)
-        assert ["structured", "foreign record"] == [e["name"] for e in events]
+        assert ["structured", "foreign %s"] == [e["name"] for e in events]
         assert {"order": 7, "level": "info", "logger": "shop"} == events[0]["data"]
         assert "warning" == events[1]["data"]["level"]
+        assert "foreign record" == events[1]["data"]["message"]
         assert "_record" not in events[1]["data"]
         assert 2 == len(log_file.read_text().splitlines())
+
+
+def configure_stdlib_pipeline(
+    client: TelemetryClient, log_file: Path, telemetry_handler_first: bool
+) -> None:
+    """The common setup: the processor in the chain and in ``foreign_pre_chain``,
+    a JSON file handler, and a root TelemetryHandler on the same client."""
+    processor = TelemetryProcessor(client)
+    handlers = ["telemetry", "file"] if telemetry_handler_first else ["file", "telemetry"]
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {
+                "json": {
+                    "()": structlog.stdlib.ProcessorFormatter,
+                    "processors": [
+                        structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        structlog.processors.JSONRenderer(),
+                    ],
+                    "foreign_pre_chain": [structlog.stdlib.add_log_level, processor],
+                }
+            },
+            "handlers": {
+                "file": {
+                    "class": "logging.FileHandler",
+                    "filename": str(log_file),
+                    "formatter": "json",
+                },
+                "telemetry": {"class": "trace_telemetry.TelemetryHandler", "client": client},
+            },
+            "root": {"handlers": handlers, "level": "INFO"},
+        }
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_log_level,
+            processor,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+class TestProcessorAndHandlerTogether:
+    @pytest.mark.parametrize("telemetry_handler_first", [True, False])
+    def test_each_call_is_recorded_once(
+        self,
+        make_client: MakeClient,
+        queue_path: Path,
+        tmp_path: Path,
+        telemetry_handler_first: bool,
+    ) -> None:
+        client = make_client()
+        log_file = tmp_path / "app.log"
+        configure_stdlib_pipeline(client, log_file, telemetry_handler_first)
+        structlog.contextvars.bind_contextvars(request_id="r-1")
+        log = structlog.get_logger("shop")
+        log.info("order_placed", order=7)
+        logging.getLogger("legacy").warning("disk %d%% full", 91)
+        log.warning("order_placed", order=8)
+        logging.getLogger("legacy").warning("disk %d%% full", 92)
+        try:
+            raise KeyError("k")
+        except KeyError:
+            log.exception("lookup_failed")
+            logging.getLogger("legacy").exception("plain %s failed", "lookup")
+        logging.config.dictConfig({"version": 1, "disable_existing_loggers": False})
+        events = read_lines(queue_path)
+        names = [e["name"] for e in events]
+        assert names == [
+            "order_placed",
+            "disk %d%% full",
+            "order_placed",
+            "disk %d%% full",
+            "exception",
+            "exception",
+        ]
+        # the structlog calls are the processor's events: bound context, no repr
+        assert events[0]["data"] == {"request_id": "r-1", "order": 7, "level": "info"}
+        assert events[4]["data"]["logMessage"] == "lookup_failed"
+        assert events[4]["data"]["request_id"] == "r-1"
+        assert [e["data"]["message"] for e in events[1:4:2]] == ["disk 91% full", "disk 92% full"]
+        assert events[5]["data"]["logMessage"] == "plain lookup failed"
+        assert len(log_file.read_text().splitlines()) == 6  # the file still gets every call
+
+    def test_render_to_log_kwargs_is_recorded_once(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
+        client = make_client()
+        handler = TelemetryHandler(client=client)
+        logging.getLogger().addHandler(handler)
+        logging.getLogger().setLevel(logging.INFO)
+        structlog.configure(
+            processors=[
+                structlog.stdlib.add_log_level,
+                TelemetryProcessor(client),
+                structlog.stdlib.render_to_log_kwargs,
+            ],
+            logger_factory=structlog.stdlib.LoggerFactory(),
+            wrapper_class=structlog.stdlib.BoundLogger,
+            cache_logger_on_first_use=False,
+        )
+        structlog.get_logger("api").info("served", status=200)
+        structlog.get_logger("api").info("served", status=201)
+        events = read_lines(queue_path)
+        assert [(e["name"], e["data"]) for e in events] == [
+            ("served", {"status": 200, "level": "info"}),
+            ("served", {"status": 201, "level": "info"}),
+        ]
+
+    def test_a_plain_call_with_the_same_text_is_still_recorded(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
+        """The processor's note never hides a later, different call."""
+        client = make_client()
+        logging.getLogger().addHandler(TelemetryHandler(client=client))
+        logging.getLogger().setLevel(logging.INFO)
+        structlog.configure(processors=[TelemetryProcessor(client, drop=True)])
+        structlog.get_logger().info("hello")
+        logging.getLogger("x").info("hello")
+        logging.getLogger("x").info("hello")
+        assert [e["name"] for e in read_lines(queue_path)] == ["hello"] * 3
 
 
 class TestOptions:

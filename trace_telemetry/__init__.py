@@ -9,7 +9,6 @@ handler (:class:`TelemetryHandler`) and a structlog processor
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
@@ -28,7 +27,9 @@ __all__ = [
     "__version__",
 ]
 
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+# No NullHandler on the "trace_telemetry" logger, on purpose: the SDK never
+# raises at run time, so its few warnings (once per condition) must reach
+# stderr through logging.lastResort in an app that configured no logging.
 
 
 def __getattr__(name: str) -> Any:

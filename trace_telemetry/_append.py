@@ -26,7 +26,8 @@ from typing import List
 
 from . import _control, _fileio
 from ._compact import Compactor
-from ._control import Control, QueuePaths
+from ._control import QueuePaths
+from ._exclusive import Control
 from ._stats import Stats
 
 __all__ = ["CHECK_EVERY", "Appender"]

@@ -25,7 +25,8 @@ import os
 from typing import Optional, Tuple
 
 from . import _control, _fileio
-from ._control import NO_FINGERPRINT, Control, QueuePaths, State
+from ._control import NO_FINGERPRINT, QueuePaths, State
+from ._exclusive import Control
 from ._stats import Stats
 
 __all__ = ["COMPACT_MIN_BYTES", "Compactor", "last_line_end"]

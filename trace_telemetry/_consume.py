@@ -15,17 +15,17 @@ import contextlib
 import os
 import threading
 import time
-from typing import Iterator, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from . import _control, _fileio
 from ._compact import COMPACT_MIN_BYTES, Compactor, last_line_end, write_head
-from ._control import Control, QueuePaths
+from ._control import QueuePaths
+from ._exclusive import Control
+from ._lines import LineReader, classify
 from ._stats import Stats
-from ._validate import salvage, valid_event_lines
 
 __all__ = ["Consumer", "QueueSession"]
 
-_CHUNK = 256 * 1024
 #: ``Q.offset`` is written whole once, so the state copy never needs new blocks.
 _STATE_FILE_SIZE = 128
 
@@ -45,7 +45,7 @@ class Consumer:
         self.control = control
         self.compactor = compactor
         self.stats = stats
-        self.max_line = max_line
+        self._lines = LineReader(paths.corrupt, max_line, stats)
         self._reset()
 
     def _reset(self) -> None:
@@ -253,9 +253,10 @@ class Consumer:
         self.refresh()
         if self._read_fd < 0:
             return []
+        self._lines.fd = self._read_fd
         while True:
             raw: List[Tuple[Optional[bytes], int]] = []
-            for line, end in self._iter_lines(self.head):
+            for line, end in self._lines.iter_from(self.head):
                 if stop_at is not None and end > stop_at:
                     break
                 raw.append((line, end))
@@ -263,7 +264,7 @@ class Consumer:
                     break
             if not raw:
                 return []
-            events, corrupt, corrupt_end = _classify(raw)
+            events, corrupt, corrupt_end = classify(raw)
             if corrupt:
                 self._set_aside(corrupt, corrupt_end if not events else -1)
             if events:
@@ -289,70 +290,6 @@ class Consumer:
                 "trace_telemetry moved invalid queue line(s) to %s (logged once)",
                 self.paths.corrupt,
             )
-
-    def _iter_lines(self, offset: int) -> Iterator[Tuple[Optional[bytes], int]]:
-        """Complete lines from ``offset``: ``(line, end_offset)``.
-
-        A line longer than ``max_line`` is streamed to ``Q.corrupt`` and
-        yielded as ``(None, end)`` so memory stays bounded. An unterminated
-        tail is not yielded.
-        """
-        fd = self._read_fd
-        buffer = b""
-        position = offset
-        while True:
-            chunk = os.pread(fd, _CHUNK, position + len(buffer))
-            if not chunk:
-                return
-            buffer += chunk
-            start = 0
-            while True:
-                newline = buffer.find(b"\n", start)
-                if newline < 0:
-                    break
-                yield buffer[start:newline], position + newline + 1
-                start = newline + 1
-            buffer = buffer[start:]
-            position += start
-            if len(buffer) > self.max_line:
-                end, salvaged = self._move_long_line(position, buffer)
-                if end < 0:
-                    return
-                if salvaged is not None:
-                    self.stats.add("corrupt")
-                yield salvaged, end
-                buffer = b""
-                position = end
-
-    def _move_long_line(self, position: int, head: bytes) -> Tuple[int, Optional[bytes]]:
-        """Set an over-long line aside; return its end (-1 if unterminated) and any event.
-
-        The line is copied to ``Q.corrupt`` in chunks. An event appended
-        right after the torn remains of a huge one ends such a line: it is
-        looked for in the line's last ``max_line`` bytes and returned.
-        """
-        scan = position + len(head)
-        while True:
-            chunk = os.pread(self._read_fd, _CHUNK, scan)
-            if not chunk:
-                return -1, None
-            newline = chunk.find(b"\n")
-            if newline >= 0:
-                end = scan + newline + 1
-                break
-            scan += len(chunk)
-        window_start = max(position, end - 1 - self.max_line)
-        window = os.pread(self._read_fd, end - 1 - window_start, window_start)
-        start = salvage(window)
-        garbage_end = window_start + start if start > 0 else end
-        fd = _fileio.open_private(self.paths.corrupt, os.O_WRONLY | os.O_APPEND)
-        try:
-            _fileio.copy_range(self._read_fd, fd, position, garbage_end)
-            if start > 0:
-                _fileio.write_all(fd, b"\n")
-        finally:
-            os.close(fd)
-        return end, window[start:] if start > 0 else None
 
     # -- upkeep -------------------------------------------------------------------------
 
@@ -441,35 +378,6 @@ class QueueSession:
     def maintain(self) -> None:
         """Reclaim the consumed head and enforce ``max_queue_bytes``."""
         self.consumer.maintain(self.max_bytes)
-
-
-def _classify(
-    raw: List[Tuple[Optional[bytes], int]],
-) -> Tuple[List[Tuple[bytes, int]], List[bytes], int]:
-    """Split read lines into the batch's events and the invalid lines before them.
-
-    Returns the events, the lines to set aside, and the end of the last
-    invalid line at the head (-1 if none). Reading stops at the first
-    invalid line after a valid one: it will lead the next batch.
-    """
-    events: List[Tuple[bytes, int]] = []
-    corrupt: List[bytes] = []
-    corrupt_end = -1
-    for (line, end), valid in zip(raw, valid_event_lines([line for line, _ in raw])):
-        event = line if valid else None
-        if not valid and line is not None:
-            start = salvage(line)
-            if start > 0:
-                corrupt.append(line[:start] + b"\n")
-                event = line[start:]
-        if event is not None:
-            events.append((event, end))
-            continue
-        if events:
-            break
-        corrupt_end = end
-        corrupt.append(b"" if line is None else line + b"\n")
-    return events, corrupt, corrupt_end
 
 
 def _same_file(fd: int, path: str) -> bool:

@@ -28,15 +28,11 @@ sender lock writes. See ``docs/delivery.md``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import threading
 import time
 import zlib
-from typing import Dict, Iterable, Iterator, NamedTuple, Optional
-
-from . import _fileio
+from typing import Dict, Iterable, NamedTuple, Optional
 
 __all__ = [
     "CONTROL_SIZE",
@@ -44,7 +40,7 @@ __all__ = [
     "HEADER_SIZE",
     "INTENT",
     "NO_FINGERPRINT",
-    "Control",
+    "NO_INTENT",
     "QueuePaths",
     "State",
     "fingerprint",
@@ -64,7 +60,7 @@ GENERATION_SIZE = 32
 #: Appenders read the generation and the intent with one ``pread`` of this size.
 HEADER_SIZE = 60
 INTENT = slice(40, 60)
-_NO_INTENT = b" " * 20
+NO_INTENT = b" " * 20
 #: An intent older than this (its writer died or gave up) is ignored.
 INTENT_SECONDS = 1.0
 _STATE_AT = 64
@@ -157,15 +153,9 @@ def initialize(fd: int) -> None:
 def intent_is_fresh(header: bytes) -> bool:
     """Does ``header`` (the first bytes of ``Q.lock``) show a fresh wish for the exclusive lock?"""
     raw = header[INTENT]
-    if raw == _NO_INTENT or not raw.strip().isdigit():
+    if raw == NO_INTENT or not raw.strip().isdigit():
         return False
     return abs(time.time() - int(raw) / 1e6) < INTENT_SECONDS
-
-
-def _set_intent(fd: int, waiting: bool) -> None:
-    value = b"%020d" % int(time.time() * 1e6) if waiting else _NO_INTENT
-    with contextlib.suppress(OSError):
-        os.pwrite(fd, value, INTENT.start)
 
 
 def _encode_state(state: State) -> bytes:
@@ -309,118 +299,9 @@ def head_of(fd: int, states: Iterable[Optional[State]]) -> Optional[State]:
     return best
 
 
-class Control:
-    """This process's own descriptor of ``Q.lock``, for work that excludes appenders.
-
-    Compaction, trimming, commits and drop counts take its ``flock``
-    exclusively; appenders hold it shared (through their own descriptor)
-    around each ``write()``. A ``flock`` belongs to the open file
-    description, so this descriptor is never the appenders' one, and a
-    thread lock serialises its users within the process.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._fd = -1
-
-    def _descriptor(self) -> int:
-        if self._fd < 0:
-            self._fd = _fileio.open_private(self.path, os.O_RDWR)
-        return self._fd
-
-    @contextlib.contextmanager
-    def exclusive(self, timeout: Optional[float] = None) -> Iterator[Optional[int]]:
-        """Hold ``Q.lock`` exclusively: yields its descriptor, or None on timeout.
-
-        While waiting, the intent is published so appenders step aside. A
-        ``Q.lock`` that is short or damaged is rebuilt (see :func:`initialize`).
-        """
-        with self._lock:
-            fd = self._acquire(timeout, shared=False)
-            if fd < 0:
-                yield None
-                return
-            try:
-                if not read_generation(fd) or os.fstat(fd).st_size < CONTROL_SIZE:
-                    initialize(fd)
-                yield fd
-            finally:
-                _fileio.unlock(fd)
-
-    @contextlib.contextmanager
-    def shared(self) -> Iterator[int]:
-        """Hold ``Q.lock`` shared: state and generation can be read, not changed."""
-        with self._lock:
-            fd = self._acquire(None, shared=True)
-            try:
-                yield fd
-            finally:
-                _fileio.unlock(fd)
-
-    def _acquire(self, timeout: Optional[float], shared: bool) -> int:
-        """Lock the ``Q.lock`` that is at the path now; -1 on timeout.
-
-        A ``Q.lock`` deleted or replaced by hand is noticed here (the locked
-        file must be the one at the path) and the lock is taken on the new one.
-        """
-        for _ in range(5):
-            fd = self._descriptor()
-            if shared:
-                _fileio.lock_shared(fd)
-            else:
-                if timeout != 0:
-                    _set_intent(fd, True)
-                try:
-                    if not _fileio.lock_exclusive(fd, timeout):
-                        return -1
-                finally:
-                    if timeout != 0:
-                        _set_intent(fd, False)
-            if _same_file(fd, self.path):
-                return fd
-            _fileio.unlock(fd)
-            self._close()
-        if not shared:  # pragma: no cover - a hand replacing the file as fast as we lock
-            return -1
-        fd = self._descriptor()  # pragma: no cover
-        _fileio.lock_shared(fd)  # pragma: no cover
-        return fd  # pragma: no cover
-
-    def add_drops(self, drops: Dict[str, int], timeout: float) -> bool:
-        """Add ``drops`` to the shared counts; False if the lock was not had in time."""
-        with self.exclusive(timeout) as fd:
-            if fd is None:
-                return False
-            add_drops_locked(fd, drops)
-            return True
-
-    def _close(self) -> None:
-        if self._fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-        self._fd = -1
-
-    def close(self) -> None:
-        with self._lock:
-            self._close()
-
-    def forget(self) -> None:
-        """In a forked child: close without unlocking (the lock is the parent's)."""
-        self._lock = threading.Lock()
-        self._close()
-
-
 def add_drops_locked(fd: int, drops: Dict[str, int]) -> None:
     """Add ``drops`` to the counts in ``Q.lock`` (its exclusive lock is held)."""
     merged = read_drops(fd)
     for reason, count in drops.items():
         merged[reason] = merged.get(reason, 0) + count
     write_drops(fd, merged)
-
-
-def _same_file(fd: int, path: str) -> bool:
-    try:
-        return os.stat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        return False

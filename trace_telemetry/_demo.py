@@ -10,6 +10,7 @@ import tempfile
 import time
 from typing import Any, Dict, List, Optional, TextIO
 
+from ._table import preview, print_table, size
 from ._version import __version__
 
 __all__ = ["run_demo"]
@@ -110,8 +111,6 @@ def _send_through_three_doors(options: Dict[str, Any], recorder: _Recorder, rece
 
 
 def _report(out: TextIO, receiver: Any, recorder: _Recorder) -> int:
-    from .cli import _preview, _size, print_table  # noqa: PLC0415
-
     events = receiver.events
     print_table(
         out,
@@ -121,7 +120,7 @@ def _report(out: TextIO, receiver: Any, recorder: _Recorder) -> int:
                 e["timestampUtc"][11:26],
                 recorder.doors.get(e["id"], "?"),
                 e["name"],
-                _preview(e["data"]),
+                preview(e["data"]),
             ]
             for e in sorted(events, key=lambda e: e["timestampUtc"])
         ],
@@ -131,7 +130,7 @@ def _report(out: TextIO, receiver: Any, recorder: _Recorder) -> int:
         out,
         ["request", "events", "body size", "status"],
         [
-            [str(index), str(len(r.events)), _size(r.size), str(r.status)]
+            [str(index), str(len(r.events)), size(r.size), str(r.status)]
             for index, r in enumerate(receiver.requests, 1)
         ],
     )

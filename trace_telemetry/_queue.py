@@ -35,7 +35,8 @@ from . import _control, _fileio, _fsinfo
 from ._append import Appender
 from ._compact import Compactor
 from ._consume import Consumer, QueueSession
-from ._control import Control, QueuePaths
+from ._control import QueuePaths
+from ._exclusive import Control
 from ._stats import Stats
 
 __all__ = ["COMPACT_LOCK_WAIT", "FileQueue"]

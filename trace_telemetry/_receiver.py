@@ -34,6 +34,8 @@ class Receiver(ThreadingHTTPServer):
         responder: decides the answer per request (tests use it to play a
             failing server); its events are recorded only on a 2xx.
         on_batch: called with each accepted request (the CLI prints a line).
+        on_refused: called with ``(path, status, reason)`` for each request
+            answered with something other than a 2xx.
     """
 
     daemon_threads = True
@@ -46,11 +48,14 @@ class Receiver(ThreadingHTTPServer):
         api_key: str = "",
         responder: Optional[Responder] = None,
         on_batch: Optional[Callable[[ReceivedRequest], None]] = None,
+        *,
+        on_refused: Optional[Callable[[str, int, str], None]] = None,
     ) -> None:
         super().__init__((host, port), _Handler)
         self.api_key = api_key
         self.responder = responder
         self.on_batch = on_batch
+        self.on_refused = on_refused
         self.lock = threading.Lock()
         self.events: List[Dict[str, Any]] = []
         self.requests: List[ReceivedRequest] = []
@@ -108,6 +113,7 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {key: value for key, value in self.headers.items()}
         server = self.server
         if server.api_key and self.headers.get("X-API-Key") != server.api_key:
+            self._refuse(401, "invalid api key")
             self._answer(401, {}, b'{"error":"invalid api key"}')
             return
         try:
@@ -115,6 +121,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
                 raise ValueError("not an array of objects")
         except ValueError:
+            self._refuse(400, "body must be a JSON array of events")
             self._answer(400, {}, b'{"error":"body must be a JSON array of events"}')
             return
         status, extra_headers = 200, {}  # type: Tuple[int, Dict[str, str]]
@@ -129,9 +136,15 @@ class _Handler(BaseHTTPRequestHandler):
                 server.events.extend(events)
         if 200 <= status < 300 and server.on_batch is not None:
             server.on_batch(record)
+        elif status >= 300:
+            self._refuse(status, f"{len(events)} events not accepted")
         self._answer(
             status, extra_headers, b'{"accepted":%d}' % len(events) if status < 300 else b"{}"
         )
+
+    def _refuse(self, status: int, reason: str) -> None:
+        if self.server.on_refused is not None:
+            self.server.on_refused(self.path, status, reason)
 
     def _answer(self, status: int, headers: Dict[str, str], body: bytes) -> None:
         self.send_response(status)

@@ -8,11 +8,13 @@ with its last user.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Any, Dict, List, Optional, Tuple
 
-from ._stats import logger
+from . import _exit
+from ._stats import log
 from .client import TelemetryClient
 from .options import TelemetryOptions
 
@@ -42,7 +44,8 @@ def acquire(options: Dict[str, Any]) -> TelemetryClient:
             client, first, _ = entry
             entry[2] += 1
             if first != validated:
-                logger.warning(
+                log(
+                    logging.WARNING,
                     "trace_telemetry: another handler already uses %s with other options; "
                     "the first configuration wins (%r)",
                     key,
@@ -78,6 +81,10 @@ def release(client: TelemetryClient) -> None:
     Never joins the sender thread: ``dictConfig`` calls this while holding
     logging's module lock, which that thread may be waiting for
     (opentelemetry-python #3193). The send happens on this thread instead.
+
+    At interpreter exit (``logging.shutdown`` closing the handlers) it sends
+    nothing: the exit hook has already given the client its share of the
+    one exit budget (``shutdown_timeout_seconds``).
     """
     key = os.path.abspath(str(client.options.queue_path))
     with _lock:
@@ -89,5 +96,5 @@ def release(client: TelemetryClient) -> None:
             return
         del _entries[key]
     client._worker.stop(timeout=0)
-    if client.options.endpoint_url:
+    if client.options.endpoint_url and not _exit.exiting():
         client.flush(timeout=CLOSE_SEND_SECONDS)

@@ -2,20 +2,68 @@
 
 Nothing the SDK drops is dropped silently: every loss is counted by reason
 here, and the first occurrence of each condition is logged on the
-``trace_telemetry`` logger (which has only a ``NullHandler`` unless the
-application configures one).
+``trace_telemetry`` logger (see :func:`log` for where it goes).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from typing import Any, Callable, Dict, Optional, Set
 
-__all__ = ["Stats", "logger"]
+__all__ = ["SKIPS_SDK_RECORDS", "Stats", "log", "logger"]
 
 logger = logging.getLogger("trace_telemetry")
+
+#: Set on a handler class that never handles the SDK's own records
+#: (``TelemetryHandler``): it does not count as somewhere they go.
+SKIPS_SDK_RECORDS = "_skips_trace_telemetry_records"
+
+
+def log(level: int, message: str, *args: Any, exc_info: bool = False) -> None:
+    """Log on the ``trace_telemetry`` logger, so that it is seen by default.
+
+    The logger has no handler of its own (no ``NullHandler``): with no
+    logging configured, Python's ``logging.lastResort`` prints warnings to
+    stderr. When the only handlers the record would reach are
+    ``TelemetryHandler`` instances (they skip the SDK's own records), it
+    goes to ``logging.lastResort`` too. It stays quiet when the application
+    routes it to a handler of its own, sets the logger's level above it, or
+    sets ``logging.lastResort`` to None.
+
+    ``dictConfig``'s ``disable_existing_loggers`` (on by default) would
+    disable this logger whenever the SDK was imported first — always, for
+    a dictConfig that builds a ``TelemetryHandler`` — so ``disabled`` is
+    not honoured; levels, filters and handlers are. See docs/logging.md.
+    """
+    if logging.root.manager.disable >= level or level < logger.getEffectiveLevel():
+        return
+    record = logger.makeRecord(
+        logger.name, level, __file__, 0, message, args, sys.exc_info() if exc_info else None
+    )
+    if not logger.filter(record):
+        return
+    logger.callHandlers(record)
+    last_resort = logging.lastResort
+    if last_resort is not None and level >= last_resort.level and _only_skipping_handlers():
+        last_resort.handle(record)
+
+
+def _only_skipping_handlers() -> bool:
+    """True if every handler our records would reach skips them (and there is one)."""
+    found = False
+    current: Optional[logging.Logger] = logger
+    while current is not None:
+        for handler in current.handlers:
+            if not getattr(handler, SKIPS_SDK_RECORDS, False):
+                return False
+            found = True
+        if not current.propagate:
+            break
+        current = current.parent
+    return found
 
 
 class Stats:
@@ -110,7 +158,7 @@ class Stats:
             if key in self._logged:
                 return
             self._logged.add(key)
-        logger.warning(message, *args, exc_info=exc_info)
+        log(logging.WARNING, message, *args, exc_info=exc_info)
 
     def recovered(self, prefix: str, message: str, *args: Any) -> None:
         """Forget the conditions starting with ``prefix`` so they are logged again.
@@ -122,7 +170,7 @@ class Stats:
             if not keys:
                 return
             self._logged -= keys
-        logger.info(message, *args)
+        log(logging.INFO, message, *args)
 
     def snapshot(self) -> Dict[str, Any]:
         with self._lock:

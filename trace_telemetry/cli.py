@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
-import shutil
 import sys
 import time
-from typing import Any, List, Optional, Sequence, TextIO
+from typing import Any, Dict, Optional, Sequence, TextIO, Tuple
 
+from ._table import preview, print_table, size
 from ._version import __version__
 
 __all__ = ["main"]
@@ -37,6 +38,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    # The commands report failures themselves (error: ...); the SDK's own
+    # once-per-condition warnings would say the same thing again on stderr.
+    logging.getLogger("trace_telemetry").setLevel(logging.ERROR)
     if not getattr(args, "handler", None):
         parser.print_help()
         return EXIT_USAGE
@@ -81,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--out", default="events.ndjson", help="NDJSON file to append events to")
     serve.add_argument("--api-key", default="", help="require this X-API-Key")
+    serve.add_argument(
+        "--status",
+        type=_http_status,
+        default=200,
+        metavar="CODE",
+        help="answer every valid request with this HTTP status, to play a failing "
+        "server (e.g. 503, 400); events are stored only for a 2xx (default %(default)s)",
+    )
     serve.set_defaults(handler=_serve)
 
     status = commands.add_parser("status", help="summarize a queue file")
@@ -104,7 +116,13 @@ def _parser() -> argparse.ArgumentParser:
     flush.add_argument("--endpoint", required=True, help="the URL to POST batches to")
     flush.add_argument("--api-key", default=None, help="X-API-Key (or env TRACE_TELEMETRY_API_KEY)")
     flush.add_argument("--batch-size", type=int, default=100, help="events per request")
-    flush.add_argument("--timeout", type=float, default=300.0, help="overall budget in seconds")
+    flush.add_argument(
+        "--timeout",
+        type=float,
+        default=300.0,
+        help="overall budget in seconds; what is not sent by then stays queued "
+        "(default %(default)s)",
+    )
     flush.set_defaults(handler=_flush)
 
     requeue = commands.add_parser(
@@ -115,6 +133,17 @@ def _parser() -> argparse.ArgumentParser:
     requeue.add_argument("queue", help="the queue file (queue_path)")
     requeue.set_defaults(handler=_requeue)
     return parser
+
+
+def _http_status(text: str) -> int:
+    try:
+        code = int(text)
+    except ValueError:
+        code = 0
+    if not 200 <= code <= 599:
+        msg = f"--status must be an HTTP status from 200 to 599, got {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return code
 
 
 def _require_queue(path: str) -> None:
@@ -130,13 +159,17 @@ def _status(args: argparse.Namespace) -> int:
 
     _require_queue(args.queue)
     info = _inspect.report(args.queue)
+    invalid = _invalid_pending_lines(args.queue)
+    info["pending_events"] -= invalid
+    info["pending_invalid_lines"] = invalid
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
     rows = [
         ("queue", info["queue"]),
-        ("pending", f"{info['pending_events']} events, {_size(info['pending_bytes'])}"),
-        ("file size", _size(info["file_bytes"])),
+        ("pending", f"{info['pending_events']} events, {size(info['pending_bytes'])}"),
+        ("invalid", _invalid_note(invalid) if invalid else "0 pending lines"),
+        ("file size", size(info["file_bytes"])),
         ("oldest", info["oldest"] or "-"),
         ("newest", info["newest"] or "-"),
         ("corrupt", f"{info['corrupt_lines']} lines set aside in .corrupt"),
@@ -165,20 +198,38 @@ def _peek(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise CliError(f"-n must be at least 1, got {args.n}")
     lines = _inspect.peek(args.queue, args.n)
+    invalid = _invalid_pending_lines(args.queue)
     if args.json:
         for line in lines:
             print(line.decode("utf-8"))
+        if invalid:  # stdout stays pure NDJSON
+            print(f"invalid    {_invalid_note(invalid)}", file=sys.stderr)
         return EXIT_OK
     if not lines:
-        print("the queue is empty")
-        return EXIT_OK
-    events = [json.loads(line) for line in lines]
-    print_table(
-        sys.stdout,
-        ["time (UTC)", "name", "data"],
-        [[e["timestampUtc"], e["name"], _preview(e["data"])] for e in events],
-    )
+        print("the queue is empty" if not invalid else "no pending events")
+    else:
+        events = [json.loads(line) for line in lines]
+        print_table(
+            sys.stdout,
+            ["time (UTC)", "name", "data"],
+            [[e["timestampUtc"], e["name"], preview(e["data"])] for e in events],
+        )
+    if invalid:
+        print(f"invalid    {_invalid_note(invalid)}")
     return EXIT_OK
+
+
+def _invalid_pending_lines(path: str) -> int:
+    """Pending lines that are not events (``peek`` skips them, a send sets them aside)."""
+    from . import _inspect  # noqa: PLC0415
+    from ._validate import is_valid_event_line  # noqa: PLC0415
+
+    return sum(1 for line in _inspect.pending_lines(path) if not is_valid_event_line(line))
+
+
+def _invalid_note(count: int) -> str:
+    """The one wording ``status`` and ``peek`` use for invalid pending lines."""
+    return f"{count} pending lines are not events (moved to .corrupt at the next send)"
 
 
 # -- flush / requeue -------------------------------------------------------------
@@ -223,6 +274,12 @@ def _flush(args: argparse.Namespace) -> int:
         raise CliError(
             f"not everything was sent: {stats['last_error'] or 'timed out'}", EXIT_FAILED
         )
+    if stats["rejected"]:
+        raise CliError(
+            f"the endpoint refused {stats['rejected']} events; "
+            f"they are in {args.queue}.rejected (see: requeue)",
+            EXIT_FAILED,
+        )
     return EXIT_OK
 
 
@@ -262,6 +319,13 @@ def _serve(args: argparse.Namespace) -> int:
     from ._fileio import append_private  # noqa: PLC0415
     from ._receiver import ReceivedRequest, Receiver  # noqa: PLC0415
 
+    def respond(events: Any, headers: Any) -> Optional[Tuple[int, Dict[str, str]]]:
+        return None if args.status == 200 else (args.status, {})
+
+    def on_refused(path: str, status: int, reason: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        print(f"{stamp} POST {path} refused: {status} {reason}", flush=True)
+
     def on_batch(request: ReceivedRequest) -> None:
         lines = b"".join(
             json.dumps(e, ensure_ascii=False).encode("utf-8") + b"\n" for e in request.events
@@ -269,17 +333,28 @@ def _serve(args: argparse.Namespace) -> int:
         append_private(args.out, lines)
         stamp = time.strftime("%H:%M:%S")
         print(
-            f"{stamp} POST {request.path} {len(request.events)} events {_size(request.size)}",
+            f"{stamp} POST {request.path} {len(request.events)} events {size(request.size)}",
             flush=True,
         )
 
     try:
-        server = Receiver(args.host, args.port, api_key=args.api_key, on_batch=on_batch)
+        server = Receiver(
+            args.host,
+            args.port,
+            api_key=args.api_key,
+            responder=respond,
+            on_batch=on_batch,
+            on_refused=on_refused,
+        )
     except OSError as error:
         raise CliError(
             f"cannot listen on {args.host}:{args.port}: {error.strerror or error}"
         ) from None
-    print(f"listening on {server.url} (events appended to {args.out}); Ctrl-C stops", flush=True)
+    answer = "" if args.status == 200 else f"; answering every request with {args.status}"
+    print(
+        f"listening on {server.url} (events appended to {args.out}){answer}; Ctrl-C stops",
+        flush=True,
+    )
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:
@@ -300,32 +375,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 # -- output helpers ----------------------------------------------------------------------
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} B"
-
-
-def _preview(data: Any, width: int = 60) -> str:
-    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def print_table(out: TextIO, headers: List[str], rows: List[List[str]]) -> None:
-    """A plain aligned table; the last column is cut to the terminal width."""
-    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
-    total = shutil.get_terminal_size((120, 20)).columns
-    widths[-1] = max(10, min(widths[-1], total - sum(widths[:-1]) - 2 * (len(widths) - 1)))
-    for row in [headers, ["-" * w for w in widths], *rows]:
-        cells = [str(cell) for cell in row]
-        if len(cells[-1]) > widths[-1]:
-            cells[-1] = cells[-1][: widths[-1] - 1] + "…"
-        print("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(cells)).rstrip(), file=out)
 
 
 class _ProgressBar:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import threading
+import time
 import weakref
 from typing import Any, Dict, Optional, overload
 
+from . import _exit, _paths
+from ._arguments import event_name, parse_track_arguments
 from ._delivery import Delivery
 from ._event import EVENT_KEYS, exception_data, format_timestamp, new_event_id
 from ._host import host_info
@@ -22,10 +26,13 @@ __all__ = ["TelemetryClient"]
 
 #: The default budget of :meth:`TelemetryClient.flush`.
 DEFAULT_FLUSH_TIMEOUT = 30.0
-#: How long :meth:`TelemetryClient.stop` waits for the sender thread.
+#: How long :meth:`TelemetryClient.stop` (and :meth:`~TelemetryClient.close`)
+#: waits for the sender thread.
 STOP_TIMEOUT = 2.0
+#: The first send after :meth:`TelemetryClient.start` finds a backlog comes
+#: this many seconds later (uniform, so a fleet restarted together spreads out).
+BACKLOG_DELAY = (0.1, 1.0)
 
-_MISSING: Any = object()
 _TRUNCATION_MARKER = "…[truncated by trace_telemetry: event over max_event_bytes]"
 _clients: "weakref.WeakSet[TelemetryClient]" = weakref.WeakSet()
 _getpid = os.getpid
@@ -81,6 +88,7 @@ class TelemetryClient:
             self._tick,
             options.flush_interval_seconds,
             self._stats,
+            run_final=self._final,
         )
         self._before_send = options.before_send
         self._max_event_bytes = options.max_event_bytes
@@ -90,6 +98,7 @@ class TelemetryClient:
         self._tail_text = ""
         self._pid = _getpid()
         _clients.add(self)
+        _paths.warn_if_unwritable(self._queue.path, self._stats)
 
     def __repr__(self) -> str:
         return (
@@ -103,23 +112,43 @@ class TelemetryClient:
         """Start the background sender (idempotent).
 
         It drains the queue every ``flush_interval_seconds``, or later while
-        backing off after a failure.
+        backing off after a failure. If events are already queued (an earlier
+        run, another process), the first send comes within about a second.
+        While it runs, interpreter exit sends what it can within
+        ``shutdown_timeout_seconds`` (docs/configuration.md).
         """
         self._check_fork()
-        self._worker.start()
+        if self._worker.running:
+            return
+        first_delay = None
+        if self.options.endpoint_url and _paths.file_size(self._queue.path):
+            # Maybe a backlog (an earlier run, another process). Checked by
+            # size, not counted: counting reads the whole file, ~50 ms for
+            # a full 64 MiB queue; a needless early drain costs a lock.
+            first_delay = random.uniform(*BACKLOG_DELAY)  # noqa: S311 - jitter, not crypto
+        self._worker.start(first_delay)
+        _exit.register(self)
 
     def stop(self) -> None:
         """Stop the background sender; returns within ~2 s even if a request hangs.
 
         Does not flush (like the .NET client): call :meth:`flush` first to
-        send what remains. Unsent events stay queued for the next run.
+        send what remains. Unsent events stay queued for the next run, and
+        a stopped client sends nothing at interpreter exit.
         """
         self._worker.stop(STOP_TIMEOUT)
 
     def close(self) -> None:
-        """:meth:`stop`, then release the files and the HTTP session."""
-        self.stop()
-        self._queue.close()
+        """:meth:`stop`, then release the files and the HTTP session.
+
+        Returns within ~2 s like :meth:`stop`: if the sender thread is still
+        stuck in a request then, it releases them itself when it ends.
+        """
+        self._worker.stop(STOP_TIMEOUT, on_exit=self._release)
+
+    def _release(self) -> None:
+        with contextlib.suppress(Exception):
+            self._queue.close()
         self._transport.close()
 
     def flush(self, timeout: Optional[float] = None) -> bool:
@@ -138,6 +167,7 @@ class TelemetryClient:
         """
         self._check_fork()
         budget = DEFAULT_FLUSH_TIMEOUT if timeout is None else max(0.0, float(timeout))
+        self._verify_queue()
         return self._delivery.drain(budget, respect_backoff=False)
 
     @property
@@ -185,7 +215,7 @@ class TelemetryClient:
             if not kwargs and len(args) <= 1:
                 data = args[0] if args else None
             else:
-                data = _parse_track_arguments(args, kwargs)
+                data = parse_track_arguments(args, kwargs)
         except TypeError as error:
             self._stats.drop("bad_arguments", detail=str(error))
             return
@@ -197,8 +227,15 @@ class TelemetryClient:
         """Record an exception: message, stack trace, type and inner message.
 
         Works after the ``except`` block has ended: the traceback comes from
-        ``exc.__traceback__``.
+        ``exc.__traceback__``. Anything but an exception (``None`` included)
+        records nothing and is counted as a ``bad_arguments`` drop.
         """
+        if not isinstance(exc, BaseException):
+            self._stats.drop(
+                "bad_arguments",
+                detail=f"track_exception() needs an exception, got {type(exc).__name__}",
+            )
+            return
         try:
             data = exception_data(exc, extra_data)
         except Exception as error:  # noqa: BLE001
@@ -246,7 +283,7 @@ class TelemetryClient:
         host = self._host
         return {
             "id": event_id,
-            "name": name if type(name) is str else _event_name(name),
+            "name": name if type(name) is str else event_name(name),
             "timestampUtc": timestamp,
             "data": data,
             "applicationName": self._app_name,
@@ -321,10 +358,37 @@ class TelemetryClient:
 
     # -- background work and fork safety -----------------------------------------
 
+    def _verify_queue(self) -> None:
+        """Rescue appends to a ``Q`` deleted by hand; store pending drop counts."""
+        try:
+            self._queue.verify()
+        except Exception as error:  # noqa: BLE001 - never raises
+            self._stats.error(f"queue check failed: {error!r}")
+
     def _tick(self, stop: threading.Event) -> float:
         self._host.refresh_ip()
+        self._verify_queue()
         self._delivery.drain(DEFAULT_FLUSH_TIMEOUT * 2, respect_backoff=True, cancel=stop)
         return self._delivery.seconds_until_next()
+
+    def _final(self, stop: threading.Event, deadline: float) -> None:
+        """The sender thread's last drain, at interpreter exit (see ``_exit``)."""
+        self._verify_queue()
+        self._delivery.drain(deadline - time.monotonic(), respect_backoff=True, cancel=stop)
+
+    def _exit_budget(self) -> float:
+        """Seconds this client may send at interpreter exit; 0 to skip it.
+
+        Skipped: stopped or never started, no endpoint, nothing queued, or
+        backing off after a failure (an offline laptop must not wait on
+        every run).
+        """
+        budget = self.options.shutdown_timeout_seconds
+        if budget <= 0 or not self.options.endpoint_url or not self._worker.running:
+            return 0.0
+        if self._delivery.failures or self._pid != _getpid() or not self.queued_count:
+            return 0.0
+        return budget
 
     def _check_fork(self) -> None:
         """In a forked child: fresh locks and files; restart the sender if it ran.
@@ -341,38 +405,6 @@ class TelemetryClient:
         self._delivery.failures = 0
         if self._worker.after_fork():
             self._worker.start()
-
-
-def _parse_track_arguments(args: Any, kwargs: Dict[str, Any]) -> Any:
-    if "data" in kwargs:
-        if args or len(kwargs) > 1:
-            raise TypeError("track() takes data or property_name/property_value, not both")
-        return kwargs["data"]
-    unknown = set(kwargs) - {"property_name", "property_value"}
-    if unknown:
-        raise TypeError(f"track() got unexpected keyword arguments {sorted(unknown)}")
-    values = list(args)
-    if len(values) > 2:
-        raise TypeError(f"track() takes at most 3 arguments, got {len(values) + 1}")
-    if len(values) < 1:
-        values.append(kwargs.get("property_name", _MISSING))
-    if len(values) < 2:
-        values.append(kwargs.get("property_value", _MISSING))
-    property_name, property_value = values
-    if property_name is _MISSING:
-        raise TypeError("track() got property_value without property_name")
-    if property_value is _MISSING:
-        property_value = None
-    return {property_name: property_value}
-
-
-def _event_name(name: Any) -> str:
-    if name is None:
-        return ""
-    try:
-        return str(name)
-    except Exception:  # noqa: BLE001
-        return repr(type(name))
 
 
 def _after_fork_in_child() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Optional, Tuple, Union
 
-from . import _records, _shared
+from . import _records, _seen, _shared
 from ._event import exception_data
 from ._guard import in_sdk_work
 from .client import TelemetryClient
@@ -21,6 +21,7 @@ EventName = Union[str, Callable[[logging.LogRecord], str]]
 
 _OWN_LOGGER = "trace_telemetry"
 _OWN_PREFIX = _OWN_LOGGER + "."
+_SEEN = _seen.state
 
 
 class TelemetryHandler(logging.Handler):
@@ -49,6 +50,11 @@ class TelemetryHandler(logging.Handler):
         ValueError: invalid options, or both ``client`` and options.
     """
 
+    #: The SDK's own records are skipped here, so they do not count as
+    #: handled (``_stats.SKIPS_SDK_RECORDS``): with only this handler, the
+    #: SDK's warnings go to ``logging.lastResort`` (stderr).
+    _skips_trace_telemetry_records = True
+
     def __init__(
         self,
         level: Union[int, str] = logging.NOTSET,
@@ -74,14 +80,33 @@ class TelemetryHandler(logging.Handler):
         name = record.name
         if name == _OWN_LOGGER or name.startswith(_OWN_PREFIX) or in_sdk_work():
             return False  # the SDK's own records never loop back in
+        if _SEEN["processors"]:
+            return self._handle_beside_a_processor(record)
         if not self.filters:
             self.emit(record)
             return True
+        return self._filter_and_emit(record)
+
+    def _filter_and_emit(self, record: logging.LogRecord) -> Any:
         result = self.filter(record)
         if isinstance(result, logging.LogRecord):
             record = result
         if result:
             self.emit(record)
+        return result
+
+    def _handle_beside_a_processor(self, record: logging.LogRecord) -> Any:
+        """Record each call once when a ``TelemetryProcessor`` exists (docs/structlog.md).
+
+        A record carrying what the processor just recorded is skipped; a
+        record this handler recorded is noted, so a processor in a
+        ``ProcessorFormatter``'s ``foreign_pre_chain`` does not record it again.
+        """
+        if _seen.recorded_by_processor(record) or _seen.recorded_record(record, "processor"):
+            return False
+        result = self._filter_and_emit(record)
+        if result:
+            _seen.note_record(record, "handler")
         return result
 
     def emit(self, record: logging.LogRecord) -> None:

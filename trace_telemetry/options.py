@@ -46,6 +46,10 @@ class TelemetryOptions:
         before_send: called with each event dict before it is queued; return
             it, a changed copy, or ``None`` to drop it. If it raises, the
             event is dropped and counted, never queued unscrubbed.
+        shutdown_timeout_seconds: at interpreter exit, a started client
+            sends what it can for at most this long; one budget for the
+            whole exit, shared by every client and handler. ``0`` turns
+            the exit send off.
 
     .. versionadded:: 0.1.0
        ``max_queue_bytes``, ``max_event_bytes``, ``timeout_seconds``,
@@ -65,6 +69,7 @@ class TelemetryOptions:
     timeout_seconds: float = 10
     max_backoff_seconds: float = 300
     before_send: Optional[BeforeSend] = None
+    shutdown_timeout_seconds: float = 2
 
     def __post_init__(self) -> None:
         _check_type("endpoint_url", self.endpoint_url, str)
@@ -92,6 +97,11 @@ class TelemetryOptions:
         if backoff <= 0:
             msg = f"max_backoff_seconds must be > 0, got {self.max_backoff_seconds!r}"
             raise ValueError(msg)
+        shutdown = _check_number("shutdown_timeout_seconds", self.shutdown_timeout_seconds)
+        if shutdown < 0:
+            msg = f"shutdown_timeout_seconds must be >= 0, got {self.shutdown_timeout_seconds!r}"
+            raise ValueError(msg)
+        object.__setattr__(self, "shutdown_timeout_seconds", shutdown)
         if self.before_send is not None and not callable(self.before_send):
             msg = f"before_send must be callable or None, got {self.before_send!r}"
             raise ValueError(msg)

@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from . import _shared
+from . import _seen, _shared
 from ._event import exception_data
 from ._guard import in_sdk_work
 from .client import TelemetryClient
@@ -54,12 +54,21 @@ class TelemetryProcessor:
         self.client, self._owns_client = _shared.client_for("TelemetryProcessor", client, options)
         self.drop = drop
         self.exception_event_name = exception_event_name
+        _seen.state["processors"] = True
 
     def __call__(self, logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
         if not in_sdk_work():
             try:
-                name, data = self._event(event_dict)
-                self.client._enqueue(name, data, None)
+                record = event_dict.get("_record")
+                if record is None or event_dict.get("_from_structlog") is not False:
+                    name, data = self._event(event_dict)
+                    self.client._enqueue(name, data, None)
+                    _seen.note_event_dict(event_dict, logger)
+                elif not _seen.recorded_record(record, "handler"):
+                    # A plain logging record in a ProcessorFormatter's foreign_pre_chain.
+                    name, data = self._event(event_dict)
+                    self.client._enqueue(name, data, record.created)
+                    _seen.note_record(record, "processor")
             except Exception as error:  # noqa: BLE001 - logging must not break the app
                 self.client._internal_error(error)
         if self.drop:
@@ -75,12 +84,14 @@ class TelemetryProcessor:
     def _event(self, event_dict: EventDict) -> Tuple[Any, Any]:
         data: Dict[str, Any] = dict(event_dict)
         message = data.pop("event", None)
+        template = None
         if not _INTERNAL_KEYS.isdisjoint(data):
-            for key in _INTERNAL_KEYS:
-                data.pop(key, None)
+            record = data.pop("_record", None)
+            if data.pop("_from_structlog", None) is False:
+                template = getattr(record, "msg", None)
         exc_info = data.pop("exc_info", None)
         if exc_info is None and "exception" not in data:
-            return message, data  # the common case
+            return self._plain(message, template, data)  # the common case
         error = _exception_of(exc_info)
         if error is not None:
             data.pop("exception", None)
@@ -93,6 +104,17 @@ class TelemetryProcessor:
             if message is not None:
                 data["logMessage"] = message
             return self.exception_event_name, _exception_from_text(rendered, data)
+        return self._plain(message, template, data)
+
+    @staticmethod
+    def _plain(message: Any, template: Any, data: Dict[str, Any]) -> Tuple[Any, Any]:
+        """A plain logging record (``template`` is its ``msg``) is named by its
+        template, as ``TelemetryHandler`` does, so ``"disk %d%% full"`` groups
+        however full the disk is; the formatted text goes in ``message``.
+        """
+        if isinstance(template, str):
+            data["message"] = message
+            return template, data
         return message, data
 
 

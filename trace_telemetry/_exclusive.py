@@ -1,0 +1,141 @@
+"""This process's exclusive side of ``Q.lock``: compaction, trimming, commits, drop counts.
+
+Appenders hold ``Q.lock`` shared through their own descriptor; everything
+that changes what ``Q.lock`` holds takes it exclusively through this one.
+See ``docs/delivery.md`` ("How it is safe").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from typing import Dict, Iterator, Optional
+
+from . import _fileio
+from ._control import (
+    CONTROL_SIZE,
+    INTENT,
+    NO_INTENT,
+    add_drops_locked,
+    initialize,
+    read_generation,
+)
+
+__all__ = ["Control"]
+
+
+class Control:
+    """This process's own descriptor of ``Q.lock``, for work that excludes appenders.
+
+    Compaction, trimming, commits and drop counts take its ``flock``
+    exclusively; appenders hold it shared (through their own descriptor)
+    around each ``write()``. A ``flock`` belongs to the open file
+    description, so this descriptor is never the appenders' one, and a
+    thread lock serialises its users within the process.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._fd = -1
+
+    def _descriptor(self) -> int:
+        if self._fd < 0:
+            self._fd = _fileio.open_private(self.path, os.O_RDWR)
+        return self._fd
+
+    @contextlib.contextmanager
+    def exclusive(self, timeout: Optional[float] = None) -> Iterator[Optional[int]]:
+        """Hold ``Q.lock`` exclusively: yields its descriptor, or None on timeout.
+
+        While waiting, the intent is published so appenders step aside. A
+        ``Q.lock`` that is short or damaged is rebuilt (see :func:`initialize`).
+        """
+        with self._lock:
+            fd = self._acquire(timeout, shared=False)
+            if fd < 0:
+                yield None
+                return
+            try:
+                if not read_generation(fd) or os.fstat(fd).st_size < CONTROL_SIZE:
+                    initialize(fd)
+                yield fd
+            finally:
+                _fileio.unlock(fd)
+
+    @contextlib.contextmanager
+    def shared(self) -> Iterator[int]:
+        """Hold ``Q.lock`` shared: state and generation can be read, not changed."""
+        with self._lock:
+            fd = self._acquire(None, shared=True)
+            try:
+                yield fd
+            finally:
+                _fileio.unlock(fd)
+
+    def _acquire(self, timeout: Optional[float], shared: bool) -> int:
+        """Lock the ``Q.lock`` that is at the path now; -1 on timeout.
+
+        A ``Q.lock`` deleted or replaced by hand is noticed here (the locked
+        file must be the one at the path) and the lock is taken on the new one.
+        """
+        for _ in range(5):
+            fd = self._descriptor()
+            if shared:
+                _fileio.lock_shared(fd)
+            else:
+                if timeout != 0:
+                    _set_intent(fd, True)
+                try:
+                    if not _fileio.lock_exclusive(fd, timeout):
+                        return -1
+                finally:
+                    if timeout != 0:
+                        _set_intent(fd, False)
+            if _same_file(fd, self.path):
+                return fd
+            _fileio.unlock(fd)
+            self._close()
+        if not shared:  # pragma: no cover - a hand replacing the file as fast as we lock
+            return -1
+        fd = self._descriptor()  # pragma: no cover
+        _fileio.lock_shared(fd)  # pragma: no cover
+        return fd  # pragma: no cover
+
+    def add_drops(self, drops: Dict[str, int], timeout: float) -> bool:
+        """Add ``drops`` to the shared counts; False if the lock was not had in time."""
+        with self.exclusive(timeout) as fd:
+            if fd is None:
+                return False
+            add_drops_locked(fd, drops)
+            return True
+
+    def _close(self) -> None:
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._fd = -1
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def forget(self) -> None:
+        """In a forked child: close without unlocking (the lock is the parent's)."""
+        self._lock = threading.Lock()
+        self._close()
+
+
+def _set_intent(fd: int, waiting: bool) -> None:
+    value = b"%020d" % int(time.time() * 1e6) if waiting else NO_INTENT
+    with contextlib.suppress(OSError):
+        os.pwrite(fd, value, INTENT.start)
+
+
+def _same_file(fd: int, path: str) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False

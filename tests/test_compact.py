@@ -244,3 +244,34 @@ class TestCap:
                 behaviour.release.set()
                 hung.join(timeout=30)
                 client.close()
+
+
+def test_a_log_handler_that_tracks_the_sdks_own_warnings_cannot_deadlock_a_trim(
+    make_client: MakeClient, queue_path: Path
+) -> None:
+    import logging
+
+    client = make_client(max_queue_bytes=16 * 1024)
+
+    class Tracking(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            client.track("log", record.getMessage())  # appends while the SDK logs
+
+    handler = Tracking()
+    sdk = logging.getLogger("trace_telemetry")
+    sdk.addHandler(handler)
+    try:
+        done = threading.Event()
+
+        def work() -> None:
+            for index in range(3000):
+                client.track("e", {"i": index, "pad": "x" * 100})
+            done.set()
+
+        worker = threading.Thread(target=work, daemon=True)
+        worker.start()
+        assert done.wait(60), "tracking deadlocked"
+    finally:
+        sdk.removeHandler(handler)
+    assert client.stats()["dropped"]["queue_full"] > 0
+    assert queue_path.stat().st_size <= 16 * 1024 * 1.2

@@ -116,8 +116,8 @@ class Appender:
         if max_bytes and end > max_bytes:
             try:
                 self.compactor.trim(urgent=end > max_bytes + max_bytes // 10)
-            except OSError as error:
-                self.stats.error(f"trimming the queue failed: {error}")
+            except Exception as error:  # noqa: BLE001 - the event is queued; trimming waits
+                self.stats.error(f"trimming the queue failed: {error!r}")
         return True
 
     def _append(self, line: bytes) -> int:

@@ -77,6 +77,7 @@ class Compactor:
         """
         if not self.max_bytes:
             return
+        dropped = 0
         with self.control.exclusive(self.lock_wait) as cfd:
             if cfd is None:
                 return
@@ -95,16 +96,16 @@ class Compactor:
                     write_head(cfd, source, state, boundary)
                     if dropped:
                         _control.add_drops_locked(cfd, {"queue_full": dropped})
-                        self.stats.drop(
-                            "queue_full",
-                            dropped,
-                            detail=f"oldest events dropped to stay under "
-                            f"max_queue_bytes={self.max_bytes}",
-                            shared=False,
-                        )
                     moved = True
             finally:
                 os.close(source)
+        if dropped:  # logged outside the lock: a log handler may track (and append)
+            self.stats.drop(
+                "queue_full",
+                dropped,
+                detail=f"oldest events dropped to stay under max_queue_bytes={self.max_bytes}",
+                shared=False,
+            )
         if moved:
             self.compact(wait=self.lock_wait if urgent else 0.0)
 
@@ -167,8 +168,15 @@ class Compactor:
             state, head = self.head(cfd, source)
             end = last_line_end(source, head)
             if end == head:  # everything consumed (perhaps but a torn tail)
-                self._empty_in_place(cfd, source, state, head)
+                torn = self._empty_in_place(cfd, source, state, head)
                 os.close(source)
+                if torn:  # logged outside the lock: a log handler may track (and append)
+                    self.stats.add("corrupt")
+                    self.stats.warn_once(
+                        "corrupt",
+                        "trace_telemetry moved invalid queue line(s) to %s (logged once)",
+                        self.paths.corrupt,
+                    )
                 return True
             generation = _control.read_generation(cfd)
         try:
@@ -202,23 +210,18 @@ class Compactor:
         finally:
             os.close(source)
 
-    def _empty_in_place(self, cfd: int, source: int, state: Optional[State], head: int) -> None:
-        """Truncate a consumed ``Q`` to zero bytes; a torn tail goes to ``Q.corrupt``."""
+    def _empty_in_place(self, cfd: int, source: int, state: Optional[State], head: int) -> bool:
+        """Truncate a consumed ``Q`` to zero bytes; True if a torn tail went to ``Q.corrupt``."""
         size = os.fstat(source).st_size
         if size == 0:
-            return
-        if size > head:
+            return False
+        torn = size > head
+        if torn:
             tail = os.pread(source, size - head, head)
             try:
                 _fileio.append_private(self.paths.corrupt, tail + b"\n")
-            except OSError as error:
+            except OSError as error:  # a full disk: the torn bytes are not worth more
                 self.stats.error(f"could not save a torn line: {error}")
-            self.stats.add("corrupt")
-            self.stats.warn_once(
-                "corrupt",
-                "trace_telemetry moved invalid queue line(s) to %s (logged once)",
-                self.paths.corrupt,
-            )
         inode = os.fstat(source).st_ino
         old_fingerprint = _control.fingerprint(source)
         _control.new_generation(cfd)
@@ -231,6 +234,7 @@ class Compactor:
         _control.write_state(
             cfd, State(seq + 1, inode, NO_FINGERPRINT, 0, inode, old_fingerprint, size)
         )
+        return torn
 
 
 def write_head(cfd: int, source: int, state: Optional[State], offset: int) -> State:

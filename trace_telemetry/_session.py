@@ -58,16 +58,26 @@ class QueueSession:
             return 0
         return os.fstat(self.queue._read_fd).st_size
 
-    def read_batch(self, max_events: int, stop_at: Optional[int] = None) -> List[Tuple[bytes, int]]:
+    def read_batch(  # noqa: PLR0912 - one more branch: the read ahead
+        self, max_events: int, stop_at: Optional[int] = None, start: Optional[int] = None
+    ) -> List[Tuple[bytes, int]]:
         """Up to ``max_events`` valid events from the head: ``(line, end_offset)``.
 
         Invalid lines at the head are moved to ``Q.corrupt`` and committed
         past at once, so they can never stall the queue; an invalid line
         after valid ones ends the batch and leads the next one.
+
+        With ``start`` (a line boundary past the head, where the previous
+        read ahead ended), the lines from there are read and nothing is
+        committed: up to ``max_events`` lines, each invalid one copied to
+        ``Q.corrupt`` at once and returned in its place as ``(b"", end)``,
+        for the caller to commit past in queue order and never send.
         """
         queue = self.queue
         if queue._read_fd < 0:
             return []
+        if start is not None:
+            return self._read_ahead(max_events, stop_at, start)
         while True:
             raw: List[Tuple[Optional[bytes], int]] = []
             limited = False
@@ -99,6 +109,37 @@ class QueueSession:
                 self._move_corrupt(corrupt, corrupt_end)
             if events:
                 return events
+
+    def _read_ahead(
+        self, max_events: int, stop_at: Optional[int], start: int
+    ) -> List[Tuple[bytes, int]]:
+        raw: List[Tuple[Optional[bytes], int]] = []
+        for line, end in self.queue._iter_lines(start):
+            if stop_at is not None and end > stop_at:
+                break
+            raw.append((line, end))
+            if len(raw) >= max_events:
+                break
+        batch: List[Tuple[bytes, int]] = []
+        corrupt: List[bytes] = []
+        for (line, end), valid in zip(raw, valid_event_lines([line for line, _ in raw])):
+            if valid and line is not None:
+                batch.append((line, end))
+                continue
+            batch.append((b"", end))
+            if line != b"":  # None was streamed there already; a blank line held nothing
+                corrupt.append(b"" if line is None else line + b"\n")
+        data = b"".join(corrupt)
+        if data:
+            _fileio.append_private(self.queue.corrupt_path, data)
+        if corrupt:
+            self.queue.stats.add("corrupt", len(corrupt))
+            self.queue.stats.warn_once(
+                "corrupt",
+                "trace_telemetry moved invalid queue line(s) to %s (logged once)",
+                self.queue.corrupt_path,
+            )
+        return batch
 
     def _move_corrupt(self, lines: List[bytes], end: int) -> None:
         """Append ``lines`` to ``Q.corrupt`` and commit past them.

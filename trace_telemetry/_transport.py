@@ -7,6 +7,7 @@ not when ``trace_telemetry`` is imported.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import time
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 __all__ = ["HttpTransport", "Response", "parse_retry_after"]
 
 USER_AGENT = f"trace-telemetry-python/{__version__}"
+#: zlib's default trades little size for speed past 6 (docs/performance.md).
+GZIP_LEVEL = 6
 
 
 class Response(NamedTuple):
@@ -32,10 +35,18 @@ class HttpTransport:
     """POSTs JSON bodies to one endpoint over a kept-alive ``requests.Session``.
 
     Redirects are not followed: ``requests`` would turn a redirected POST
-    into a GET and drop the batch. TLS verification is always on.
+    into a GET and drop the batch. TLS verification is always on. One
+    instance serves one thread at a time (a ``Session`` is not documented
+    as thread-safe): the sender keeps one per request in flight.
+
+    Args:
+        compression: ``"gzip"`` compresses each body (``Content-Encoding:
+            gzip``); ``""`` sends it as is.
     """
 
-    def __init__(self, url: str, api_key: str, connect_timeout: float) -> None:
+    def __init__(
+        self, url: str, api_key: str, connect_timeout: float, compression: str = ""
+    ) -> None:
         self.url = url
         self._headers = {
             "Content-Type": "application/json; charset=utf-8",
@@ -43,6 +54,9 @@ class HttpTransport:
         }
         if api_key:
             self._headers["X-API-Key"] = api_key
+        self._gzip = compression == "gzip"
+        if self._gzip:
+            self._headers["Content-Encoding"] = "gzip"
         self._connect_timeout = connect_timeout
         self._session: Optional[requests.Session] = None
 
@@ -57,6 +71,8 @@ class HttpTransport:
                 import requests  # noqa: PLC0415 - deferred: costly import
 
                 session = self._session = requests.Session()
+            if self._gzip:
+                body = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
             answer = session.post(
                 self.url,
                 data=body,

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from typing import Any, List, Optional, Sequence, TextIO
 
@@ -253,16 +254,19 @@ def _serve(args: argparse.Namespace) -> int:
     from ._fileio import append_private  # noqa: PLC0415
     from ._receiver import ReceivedRequest, Receiver  # noqa: PLC0415
 
+    printing = threading.Lock()  # requests arrive in parallel (max_in_flight)
+
     def on_batch(request: ReceivedRequest) -> None:
         lines = b"".join(
             json.dumps(e, ensure_ascii=False).encode("utf-8") + b"\n" for e in request.events
         )
-        append_private(args.out, lines)
         stamp = time.strftime("%H:%M:%S")
-        print(
-            f"{stamp} POST {request.path} {len(request.events)} events {_size(request.size)}",
-            flush=True,
-        )
+        with printing:
+            append_private(args.out, lines)
+            print(
+                f"{stamp} POST {request.path} {len(request.events)} events {_size(request.size)}",
+                flush=True,
+            )
 
     try:
         server = Receiver(args.host, args.port, api_key=args.api_key, on_batch=on_batch)

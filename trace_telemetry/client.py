@@ -11,6 +11,7 @@ from typing import Any, Dict, Optional, overload
 from ._delivery import Delivery
 from ._event import EVENT_KEYS, exception_data, format_timestamp, new_event_id
 from ._host import host_info
+from ._inflight import SenderPool
 from ._queue import FileQueue
 from ._serialize import encode, encode_event
 from ._stats import Stats
@@ -63,12 +64,18 @@ class TelemetryClient:
             self._stats,
             max_line=options.max_event_bytes,
         )
-        self._transport = HttpTransport(
-            options.endpoint_url, options.api_key, options.timeout_seconds
+        self._senders = SenderPool(
+            lambda: HttpTransport(
+                options.endpoint_url,
+                options.api_key,
+                options.timeout_seconds,
+                options.compression or "",
+            ),
+            options.max_in_flight,
         )
         self._delivery = Delivery(
             self._queue,
-            self._transport.post,
+            self._senders,
             self._stats,
             batch_size=options.batch_size,
             interval=options.flush_interval_seconds,
@@ -120,7 +127,7 @@ class TelemetryClient:
         """:meth:`stop`, then release the files and the HTTP session."""
         self.stop()
         self._queue.close()
-        self._transport.close()
+        self._senders.close()
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Send everything queued now, in batches, until done or a send fails.
@@ -337,7 +344,7 @@ class TelemetryClient:
         self._pid = _getpid()
         self._stats.reset()
         self._queue.check_fork()
-        self._transport.forget()
+        self._senders.forget()
         self._delivery.failures = 0
         if self._worker.after_fork():
             self._worker.start()

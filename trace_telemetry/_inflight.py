@@ -10,11 +10,16 @@ Nothing here touches the queue: only the drain commits. A request whose
 drain gave up waiting (its deadline, ``stop()``) completes on its own; its
 answer is ignored and its slot is free again afterwards. After ``fork()``
 the child starts with no slots, no requests in flight and fresh locks.
-See docs/delivery.md ("Requests in flight").
+
+A caller holding logging's module lock (``dictConfig`` closing our handler
+flushes under it) sends in its own thread: a slot's thread may need that
+lock (``urllib3`` logs), and waiting on it would deadlock
+(opentelemetry-python #3193). See docs/delivery.md ("Requests in flight").
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from typing import Callable, List, Optional, Protocol
@@ -70,10 +75,14 @@ class _Slot:
                 except RuntimeError:  # "can't create new thread at interpreter shutdown"
                     self._job = None
                     self._thread = None
-                    self._finish(job, self.transport.post(job.body, job.timeout))
+                    self.run_here(job)
                     return
                 self._thread = thread
             self._wake.notify()
+
+    def run_here(self, job: Job) -> None:
+        """Run ``job`` in the caller's thread."""
+        self._finish(job, self.transport.post(job.body, job.timeout))
 
     def close(self) -> None:
         """Close the session now if idle, else once the request in flight ends."""
@@ -149,7 +158,10 @@ class SenderPool:
                 self._slots.append(slot)
             slot.busy = True
         job = Job(body, timeout)
-        slot.run(job)
+        if _holds_logging_lock():
+            slot.run_here(job)
+        else:
+            slot.run(job)
         return job
 
     def free(self) -> int:
@@ -176,3 +188,12 @@ class SenderPool:
         self._reset()
         for slot in slots:
             slot.transport.forget()
+
+
+def _holds_logging_lock() -> bool:
+    """True if this thread holds ``logging``'s module lock (an ``RLock``)."""
+    is_owned = getattr(getattr(logging, "_lock", None), "_is_owned", None)
+    try:
+        return bool(is_owned()) if is_owned is not None else False
+    except Exception:  # noqa: BLE001 - a private API: assume not
+        return False

@@ -379,12 +379,22 @@ class TestGzip:
         encoded = json.dumps(second.events, separators=(",", ":")).encode()
         assert len(gzip.compress(encoded)) < first.size  # what the receiver got was gzip
 
-    def test_a_server_refusing_gzip_keeps_the_events(
-        self, make_client: MakeClient, server: Receiver, slow: SlowServer
+    def test_a_415_to_gzip_falls_back_to_plain_bodies(
+        self,
+        make_client: MakeClient,
+        server: Receiver,
+        slow: SlowServer,
+        caplog: pytest.LogCaptureFixture,
     ) -> None:
-        slow.decide = lambda events, attempt: (415, {})
-        client = make_client(endpoint_url=server.url, compression="gzip")
-        client.track("x")
-        assert client.flush(timeout=5) is False
-        assert 1 == client.queued_count
-        assert "415" in client.stats()["last_error"]
+        slow.decide = lambda events, attempt: (415, {}) if attempt == 1 else None
+        client = make_client(endpoint_url=server.url, compression="gzip", max_in_flight=1)
+        track(client, 3)
+        assert client.flush(timeout=5) is True
+        refused, accepted = server.requests
+        assert (415, "gzip") == (refused.status, refused.headers.get("Content-Encoding"))
+        assert (200, None) == (accepted.status, accepted.headers.get("Content-Encoding"))
+        assert [0, 1, 2] == data(server)
+        assert "refused gzip bodies" in caplog.text
+        track(client, 1)
+        assert client.flush(timeout=5)
+        assert "Content-Encoding" not in server.requests[-1].headers

@@ -70,6 +70,7 @@ class TelemetryClient:
                 options.api_key,
                 options.timeout_seconds,
                 options.compression or "",
+                self._gzip_refused,
             ),
             options.max_in_flight,
         )
@@ -332,6 +333,13 @@ class TelemetryClient:
         self._host.refresh_ip()
         self._delivery.drain(DEFAULT_FLUSH_TIMEOUT * 2, respect_backoff=True, cancel=stop)
         return self._delivery.seconds_until_next()
+
+    def _gzip_refused(self) -> None:
+        self._stats.warn_once(
+            "gzip-refused",
+            "trace_telemetry: the endpoint refused gzip bodies (HTTP 415); "
+            "sending them uncompressed (logged once)",
+        )
 
     def _check_fork(self) -> None:
         """In a forked child: fresh locks and files; restart the sender if it ran.

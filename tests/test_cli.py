@@ -50,7 +50,7 @@ class TestDemo:
             assert door in result.stdout
         assert "8 events queued, 8 arrived" in result.stdout
         assert "OK: every event arrived." in result.stdout
-        assert re.search(r"\n1\s+5\s+[\d.]+ KiB\s+200", result.stdout)
+        assert re.search(r"\n[12]\s+5\s+[\d.]+ KiB\s+200", result.stdout)  # in flight: any order
 
 
 class TestServe:

@@ -24,6 +24,8 @@ class TestDefaults:
         assert 10 == options.timeout_seconds
         assert 300 == options.max_backoff_seconds
         assert options.before_send is None
+        assert 4 == options.max_in_flight
+        assert options.compression is None
 
 
 class TestValidation:
@@ -76,6 +78,13 @@ class TestValidation:
             ("application_name", None),
             ("enable_country_lookup", "yes"),
             ("before_send", "not callable"),
+            ("max_in_flight", 0),
+            ("max_in_flight", 65),
+            ("max_in_flight", True),
+            ("max_in_flight", 2.0),
+            ("compression", "br"),
+            ("compression", "GZIP"),
+            ("compression", True),
         ],
     )
     def test_invalid_values_raise_value_error_naming_the_option(
@@ -88,6 +97,11 @@ class TestValidation:
         assert 1.0 == TelemetryOptions(flush_interval_seconds=0).flush_interval_seconds
         assert 1.0 == TelemetryOptions(flush_interval_seconds=-3).flush_interval_seconds
         assert 2.5 == TelemetryOptions(flush_interval_seconds=2.5).flush_interval_seconds
+
+    def test_an_empty_compression_means_none(self) -> None:
+        assert TelemetryOptions(compression="").compression is None
+        assert "gzip" == TelemetryOptions(compression="gzip").compression
+        assert 1 == TelemetryOptions(max_in_flight=1).max_in_flight
 
     def test_zero_max_queue_bytes_means_unbounded(self) -> None:
         assert 0 == TelemetryOptions(max_queue_bytes=0).max_queue_bytes

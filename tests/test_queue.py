@@ -114,7 +114,7 @@ class TestCompaction:
     def test_a_half_consumed_big_file_is_compacted_keeping_the_rest(
         self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path
     ) -> None:
-        client = make_client(endpoint_url=receiver.url, batch_size=500)
+        client = make_client(endpoint_url=receiver.url, batch_size=500, max_in_flight=1)
         payload = "p" * 900
         count = (3 * COMPACT_MIN_BYTES) // 1000
         for index in range(count):

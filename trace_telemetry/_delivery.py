@@ -234,9 +234,8 @@ class _Drain:
         self.progress = progress
         self.stop_at = session.end_offset()
         self.flights: Deque[_Flight] = deque()
-        #: Where the next read starts: None at first, the head (where corrupt
-        #: lines are committed past at once), then past the last batch read.
-        self.position: Optional[int] = None
+        #: Where the last batch read ended: the next read ahead starts there.
+        self.position = 0
 
     def run(self) -> bool:
         delivery, pool, flights = self.delivery, self.delivery.pool, self.flights
@@ -244,14 +243,16 @@ class _Drain:
         exhausted = False
         while True:
             pool.changed.clear()
-            if self._out_of_time():
-                return False  # answers still to come are ignored; events stay queued
             while flights and flights[0].answered():
                 if not self._settle(flights.popleft()):
                     return False
+            if self._out_of_time():
+                return False  # answers still to come are ignored; events stay queued
             if ready is None and not exhausted:
                 ready = self._read()  # overlaps the requests in flight
-                exhausted = ready is None
+                # Read ahead, the end is tried again from the head once the
+                # window is empty: that read repairs a torn tail.
+                exhausted = ready is None and not flights
             # While backing off, one batch goes alone until one succeeds.
             room = (1 if delivery.failures else delivery.window) - len(flights)
             if ready is not None and room > 0:
@@ -280,7 +281,7 @@ class _Drain:
 
     def _read(self) -> Optional[Batch]:
         session, size = self.session, self.delivery.batch_size
-        if self.position is None:  # at the head: corrupt lines there are committed past
+        if not self.flights:  # all committed: read at the head, past corrupt lines at once
             batch = session.read_batch(size, self.stop_at)
         else:
             batch = session.read_batch(size, self.stop_at, start=self.position)
@@ -294,7 +295,8 @@ class _Drain:
         delivery, answer = self.delivery, flight.answer()
         if 200 <= answer.status < 300:
             self._commit(flight.batch)
-            delivery._succeeded()
+            if flight.job is not None:
+                delivery._succeeded()
             return True
         if answer.status not in _SPLIT_STATUSES:
             delivery._failed(answer)  # one backoff for the whole window
@@ -332,8 +334,9 @@ class _Drain:
             lines = [line for line, _ in part if line]
             if first is not None:
                 reply, first = first, None
-            elif not lines:
-                reply = _NOTHING_TO_SEND
+            elif not lines:  # only lines set aside as corrupt
+                self._commit(part)
+                continue
             else:
                 sent = self._request(delivery.build_body(lines))
                 if sent is None:
@@ -347,6 +350,8 @@ class _Drain:
                 return False
             elif len(lines) == 1 and high - low == 1:
                 delivery._dead_letter(self.session, part[0], reply)
+                if self.progress is not None:
+                    self.progress(1)
             else:
                 middle = (low + high) // 2
                 spans[0:0] = [(low, middle), (middle, high)]

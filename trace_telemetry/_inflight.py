@@ -14,13 +14,16 @@ the child starts with no slots, no requests in flight and fresh locks.
 A caller holding logging's module lock (``dictConfig`` closing our handler
 flushes under it) sends in its own thread: a slot's thread may need that
 lock (``urllib3`` logs), and waiting on it would deadlock
-(opentelemetry-python #3193). See docs/delivery.md ("Requests in flight").
+(opentelemetry-python #3193). For the same reason it does not send while
+another thread is importing ``requests``: that import may be waiting for
+logging's lock. See docs/delivery.md ("Requests in flight").
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from typing import Callable, List, Optional, Protocol
 
@@ -143,8 +146,17 @@ class SenderPool:
             self.forget()
 
     def submit(self, body: bytes, timeout: float) -> Optional[Job]:
-        """Start a request in a free slot; None if every slot is busy."""
+        """Start a request in a free slot; None if every slot is busy.
+
+        From a thread holding logging's lock the request runs right here,
+        or not at all (None) while another thread is importing the HTTP
+        stack: that import may be waiting for logging's lock, and ours
+        would wait for it.
+        """
         self._check_fork()
+        here = _holds_logging_lock()
+        if here and _importing_http():
+            return None
         with self._lock:
             slot = next((slot for slot in self._slots if not slot.busy), None)
             if slot is None:
@@ -158,7 +170,7 @@ class SenderPool:
                 self._slots.append(slot)
             slot.busy = True
         job = Job(body, timeout)
-        if _holds_logging_lock():
+        if here:
             slot.run_here(job)
         else:
             slot.run(job)
@@ -197,3 +209,12 @@ def _holds_logging_lock() -> bool:
         return bool(is_owned()) if is_owned is not None else False
     except Exception:  # noqa: BLE001 - a private API: assume not
         return False
+
+
+def _importing_http() -> bool:
+    """True while some thread is in the middle of importing ``requests`` or ``urllib3``."""
+    for name in ("requests", "urllib3"):
+        spec = getattr(sys.modules.get(name), "__spec__", None)
+        if getattr(spec, "_initializing", False):  # what importlib sets meanwhile
+            return True
+    return False

@@ -85,7 +85,7 @@ class HttpTransport:
             if self._gzip:
                 packed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
                 answer = self._send(session, packed, self._headers, timeout)
-                if answer.status != 415:  # noqa: PLR2004 - Unsupported Media Type
+                if answer.status != 415:  # Unsupported Media Type
                     return answer
                 self._gzip = False
                 del self._headers["Content-Encoding"]

@@ -16,7 +16,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from trace_telemetry import TelemetryClient, TelemetryOptions
+from trace_telemetry._queue import FileQueue
 from trace_telemetry._receiver import Receiver
+from trace_telemetry._stats import Stats
 from trace_telemetry._transport import Response
 
 from .conftest import popen_python, read_lines
@@ -122,6 +124,37 @@ class TestWindow:
         corrupt = read_lines(Path(str(queue_path) + ".corrupt"))
         assert [{"not": "an event"}] * 4 == corrupt  # after events 3, 10, 17 and 24
         assert 4 == client.stats()["corrupt"]
+
+
+class TestReadAhead:
+    def test_read_batch_from_a_start_commits_nothing_and_marks_invalid_lines(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "q.ndjson"
+        client = TelemetryClient(TelemetryOptions(queue_path=str(path)))
+        track(client, 3)
+        client.close()
+        with open(path, "ab") as handle:
+            handle.write(b"garbage\n\n")
+        client = TelemetryClient(TelemetryOptions(queue_path=str(path)))
+        track(client, 2)
+        client.close()
+        queue = FileQueue(str(path), 0, Stats(), max_line=1 << 20)
+        try:
+            with queue.session(5) as session:
+                assert session.acquired
+                first = session.read_batch(2)
+                ahead = session.read_batch(10, start=first[-1][1])
+                assert [b"", b""] == [line for line, _ in ahead[1:3]]  # garbage, blank line
+                assert 0 == queue._head.offset  # nothing committed
+                assert 5 == len(ahead)  # event 2, two marked lines, the next client's 0 and 1
+                assert [2, 0, 1] == [json.loads(line)["data"] for line, _ in ahead if line]
+                session.commit(ahead[-1][1], len(first) + len(ahead))
+            assert b"garbage\n" == Path(str(path) + ".corrupt").read_bytes()  # the blank: nothing
+            assert 1 == queue.stats.corrupt
+            assert 0 == queue.pending_count()
+        finally:
+            queue.close()
 
 
 class TestFailureInsideTheWindow:

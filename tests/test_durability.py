@@ -72,7 +72,7 @@ class TestKillDuringWrites:
         client.track("after the crashes", {"i": -1})
         assert client.flush(timeout=60)
         delivered = [e["data"]["i"] for e in receiver.events]
-        assert -1 == delivered[-1]  # the next event was not glued to a torn line
+        assert -1 in delivered  # the next event was not glued to a torn line (any order)
 
 
 SENDER = r"""

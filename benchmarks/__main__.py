@@ -1,4 +1,4 @@
-"""``python -m benchmarks [--quick] [--no-peers] [--out results.json]``."""
+"""``python -m benchmarks [--quick] [--no-peers] [--sections a,b] [--out results.json]``."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import sys
 import time
 from typing import Any, Dict, List
 
-from . import drain, hotpath, misc
+from . import charts, drain, drainprofile, hotpath, inflight, misc
+from ._delayed import DelayedReceiver
 from ._sink import Sink
 from .report import _figure
 
 Row = Dict[str, Any]
+SECTIONS = ("hotpath", "drain", "misc", "inflight", "profile")
 PEER_KINDS = {
     "posthog": "posthog",
     "logstash": "logstash",
@@ -101,20 +103,40 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer rounds and smaller backlogs")
     parser.add_argument("--no-peers", action="store_true", help="skip the peer SDKs")
     parser.add_argument("--out", default="benchmarks/results.json", help="where to write the JSON")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated, among {','.join(SECTIONS)} (default: all)",
+    )
+    parser.add_argument("--charts", default="docs", help="where to write the charts")
     args = parser.parse_args()
+    wanted = set(args.sections.split(","))
     rounds, per_round = (7, 500) if args.quick else (15, 2000)
     sizes = [2_000, 20_000] if args.quick else [5_000, 50_000, 500_000]
     reference = [2_000] if args.quick else [2_000, 5_000, 10_000]
     started = time.time()
     rows: List[Row] = []
     with Sink() as sink:
-        rows += hotpath.run(sink.url, rounds, per_round)
-        if not args.no_peers:
-            rows += peer_rows(sink, rounds, per_round, rows[0]["median_us"])
-        rows += drain.run(sink.url, sizes, reference)
-        rows += misc.queued_count_rows([10_000, 100_000])
-        rows.append(misc.import_time_row())
-        rows.append(misc.rss_row(sink.url, 200_000 if not args.quick else 20_000))
+        if "hotpath" in wanted:
+            rows += hotpath.run(sink.url, rounds, per_round)
+            if not args.no_peers:
+                rows += peer_rows(sink, rounds, per_round, rows[0]["median_us"])
+        if "drain" in wanted:
+            rows += drain.run(sink.url, sizes, reference)
+        if "misc" in wanted:
+            rows += misc.queued_count_rows([10_000, 100_000])
+            rows.append(misc.import_time_row())
+            rows.append(misc.rss_row(sink.url, 200_000 if not args.quick else 20_000))
+    with DelayedReceiver() as receiver:
+        seconds = 1.0 if args.quick else 2.0
+        if "inflight" in wanted:
+            rows += inflight.rtt_rows(receiver, [1, 4] if args.quick else [1, 2, 3, 4], seconds)
+            rows += inflight.compression_rows(receiver, seconds)
+        if "profile" in wanted:
+            rows += drainprofile.ceiling_rows(receiver, 20_000 if args.quick else 50_000)
+            rows += drainprofile.backlog_rows(
+                receiver, [1_000, 2_000] if args.quick else [1_000, 2_000, 5_000, 10_000]
+            )
     print_table(rows)
     meta = {
         "machine": platform.node(),
@@ -127,6 +149,11 @@ def main() -> int:
     }
     with open(args.out, "w", encoding="utf-8") as handle:
         json.dump({"meta": meta, "rows": rows}, handle, indent=2)
+    try:
+        for path in charts.render(rows, args.charts):
+            print(f"chart written to {path}")
+    except ImportError:
+        print("no charts: matplotlib is not installed (tox -e bench installs it)")
     print(
         f"\nwritten to {args.out} ({meta['seconds']} s on {meta['machine']}, {meta['cpus']} CPUs, Python {meta['python']})"
     )

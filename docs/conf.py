@@ -14,7 +14,12 @@ version = release = __version__
 
 extensions = ["myst_parser", "sphinx.ext.autodoc", "sphinx.ext.napoleon"]
 source_suffix = {".md": "markdown"}
-exclude_patterns = ["_build", "examples", "performance-results.md"]
+exclude_patterns = [
+    "_build",
+    "examples",
+    "performance-results.md",
+    "performance-delivery-results.md",
+]
 myst_heading_anchors = 3
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

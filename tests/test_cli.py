@@ -50,7 +50,7 @@ class TestDemo:
             assert door in result.stdout
         assert "8 events queued, 8 arrived" in result.stdout
         assert "OK: every event arrived." in result.stdout
-        assert re.search(r"\n1\s+5\s+[\d.]+ KiB\s+200", result.stdout)
+        assert re.search(r"\n[12]\s+5\s+[\d.]+ KiB\s+200", result.stdout)  # in flight: any order
 
 
 class TestServe:
@@ -91,7 +91,7 @@ class TestServe:
         assert 0 == server.returncode
         assert all(re.search(r"POST /telemetry \d events", line) for line in lines[:2])
         assert "POST /telemetry refused: 401 invalid api key" in lines[2]
-        assert [0, 1, 2] == [e["data"] for e in read_lines(out)]
+        assert [0, 1, 2] == sorted(e["data"] for e in read_lines(out))  # batches in parallel
         assert "received 3 events in 2 requests" in rest
         assert 0o600 == out.stat().st_mode & 0o777
 

@@ -72,7 +72,7 @@ class TestKillDuringWrites:
         client.track("after the crashes", {"i": -1})
         assert client.flush(timeout=60)
         delivered = [e["data"]["i"] for e in receiver.events]
-        assert -1 == delivered[-1]  # the next event was not glued to a torn line
+        assert -1 in delivered  # the next event was not glued to a torn line (any order)
 
 
 SENDER = r"""
@@ -86,7 +86,7 @@ print("done", flush=True)
 
 
 class TestKillDuringSend:
-    def test_a_crash_mid_send_resends_at_most_one_batch(
+    def test_a_crash_mid_send_resends_at_most_the_window(
         self, tmp_path: Path, receiver: Receiver, behaviour: Behaviour, make_client: MakeClient
     ) -> None:
         queue = tmp_path / "q.ndjson"
@@ -109,7 +109,7 @@ class TestKillDuringSend:
         assert client.flush(timeout=60)
         received = [e["data"]["i"] for e in receiver.events]
         assert set(range(1000)) == set(received)
-        assert len(received) - 1000 <= 50  # at-least-once: one batch at most again
+        assert len(received) - 1000 <= 4 * 50  # at-least-once: the window (4 batches) again
 
 
 PRODUCER = r"""

@@ -114,12 +114,13 @@ def test_a_client_backing_off_does_not_try_at_exit(tmp_path: Path, queue_path: P
     body = f"""
 client = TelemetryClient(TelemetryOptions(
     endpoint_url=url, queue_path=queue, shutdown_timeout_seconds=20))
-post = client._delivery.post
-def counting_post(body, timeout):
+from trace_telemetry._transport import HttpTransport
+post = HttpTransport.post
+def counting_post(self, body, timeout):
     with open({str(attempts)!r}, "a") as log:
         log.write("post\\n")
-    return post(body, timeout)
-client._delivery.post = counting_post
+    return post(self, body, timeout)
+HttpTransport.post = counting_post
 client.start()
 client.track("offline")
 assert client.flush(timeout=5) is False

@@ -25,6 +25,8 @@ class TestDefaults:
         assert 300 == options.max_backoff_seconds
         assert options.before_send is None
         assert 2 == options.shutdown_timeout_seconds
+        assert 4 == options.max_in_flight
+        assert options.compression is None
 
 
 class TestValidation:
@@ -81,6 +83,13 @@ class TestValidation:
             ("shutdown_timeout_seconds", float("inf")),
             ("shutdown_timeout_seconds", "2"),
             ("shutdown_timeout_seconds", None),
+            ("max_in_flight", 0),
+            ("max_in_flight", 65),
+            ("max_in_flight", True),
+            ("max_in_flight", 2.0),
+            ("compression", "br"),
+            ("compression", "GZIP"),
+            ("compression", True),
         ],
     )
     def test_invalid_values_raise_value_error_naming_the_option(
@@ -96,6 +105,11 @@ class TestValidation:
 
     def test_zero_shutdown_timeout_turns_the_exit_send_off(self) -> None:
         assert 0.0 == TelemetryOptions(shutdown_timeout_seconds=0).shutdown_timeout_seconds
+
+    def test_an_empty_compression_means_none(self) -> None:
+        assert TelemetryOptions(compression="").compression is None
+        assert "gzip" == TelemetryOptions(compression="gzip").compression
+        assert 1 == TelemetryOptions(max_in_flight=1).max_in_flight
 
     def test_zero_max_queue_bytes_means_unbounded(self) -> None:
         assert 0 == TelemetryOptions(max_queue_bytes=0).max_queue_bytes

@@ -21,7 +21,7 @@ from . import _control, _fileio
 from ._compact import COMPACT_MIN_BYTES, Compactor, last_line_end, write_head
 from ._control import QueuePaths
 from ._exclusive import Control
-from ._lines import LineReader, classify
+from ._lines import LineReader, classify, classify_in_place
 from ._stats import Stats
 
 __all__ = ["Consumer", "QueueSession"]
@@ -242,7 +242,9 @@ class Consumer:
     def end_offset(self) -> int:
         return os.fstat(self._read_fd).st_size if self._read_fd >= 0 else 0
 
-    def read_batch(self, max_events: int, stop_at: Optional[int]) -> List[Tuple[bytes, int]]:
+    def read_batch(
+        self, max_events: int, stop_at: Optional[int], start: Optional[int] = None
+    ) -> List[Tuple[bytes, int]]:
         """Up to ``max_events`` valid events from the head: ``(line, end_offset)``.
 
         Invalid lines at the head go to ``Q.corrupt`` and are committed past
@@ -250,6 +252,8 @@ class Consumer:
         ones ends the batch and leads the next one. A valid event glued to
         the torn remains of another line is salvaged, the remains set aside.
         """
+        if start is not None:
+            return self._read_ahead(max_events, stop_at, start)
         self.refresh()
         if self._read_fd < 0:
             return []
@@ -269,6 +273,37 @@ class Consumer:
                 self._set_aside(corrupt, corrupt_end if not events else -1)
             if events:
                 return events
+
+    def _read_ahead(
+        self, max_events: int, stop_at: Optional[int], start: int
+    ) -> List[Tuple[bytes, int]]:
+        """Lines from ``start`` (past batches still in flight), committing nothing.
+
+        Each invalid line is set aside in ``Q.corrupt`` at once and returned
+        in its place as ``(b"", end)``, for the caller to commit past in
+        queue order and never send. Nothing is read if ``Q`` was compacted
+        or emptied since the head was read: offsets from before would not
+        hold; the caller lets its window drain and reads at the head again.
+        """
+        fd = self._read_fd
+        if fd < 0 or self._stale or not self._same_generation():
+            return []
+        self._lines.fd = fd
+        raw: List[Tuple[Optional[bytes], int]] = []
+        for line, end in self._lines.iter_from(start):
+            if stop_at is not None and end > stop_at:
+                break
+            raw.append((line, end))
+            if len(raw) >= max_events:
+                break
+        batch, corrupt = classify_in_place(raw)
+        if corrupt:
+            self._set_aside(corrupt, -1)
+        return batch
+
+    def _same_generation(self) -> bool:
+        with self.control.shared() as cfd:
+            return _control.read_generation(cfd) == self._generation
 
     def _set_aside(self, lines: List[bytes], end: int) -> None:
         """Append ``lines`` to ``Q.corrupt``; commit past them if ``end`` >= 0.
@@ -359,9 +394,18 @@ class QueueSession:
         """The size of the queue file now: a flush stops there."""
         return self.consumer.end_offset()
 
-    def read_batch(self, max_events: int, stop_at: Optional[int] = None) -> List[Tuple[bytes, int]]:
-        """See :meth:`Consumer.read_batch`."""
-        return self.consumer.read_batch(max_events, stop_at)
+    def read_batch(
+        self, max_events: int, stop_at: Optional[int] = None, start: Optional[int] = None
+    ) -> List[Tuple[bytes, int]]:
+        """Up to ``max_events`` events: ``(line, end_offset)``.
+
+        From the head (``start=None``), invalid lines are set aside and
+        committed past at once. With ``start`` (where the previous read
+        ahead ended), nothing is committed and each invalid line comes back
+        as ``(b"", end)`` for the caller to commit past in order. See
+        :meth:`Consumer.read_batch`.
+        """
+        return self.consumer.read_batch(max_events, stop_at, start)
 
     def commit(self, end_offset: int, lines: int = 0) -> None:
         """Mark everything before ``end_offset`` consumed (``lines`` is informative)."""

@@ -11,6 +11,12 @@ Per answer (see ``docs/delivery.md``, "The failure policy"):
   ``Retry-After`` up to ``max_backoff_seconds``.
 
 No event leaves the queue without a 2xx or a write to the dead-letter file.
+
+Up to ``max_in_flight`` batches are in flight at once (a window); answers
+are settled, and batches committed, in queue order. A split or a failure
+first lets the window drain; a split then proceeds alone, a failure backs
+off once for the whole window. The window halves on 429/503 and grows back
+by one per window of successes. See docs/delivery.md.
 """
 
 from __future__ import annotations
@@ -18,20 +24,49 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from collections import deque
+from typing import Callable, Deque, List, NamedTuple, Optional, Tuple
 
 from ._consume import QueueSession
 from ._guard import sdk_work
+from ._inflight import Job, SenderPool
 from ._queue import FileQueue
 from ._stats import Stats
 from ._transport import Response
 
-__all__ = ["Delivery"]
+__all__ = ["Delivery", "json_array"]
 
 _SPLIT_STATUSES = frozenset({400, 413, 422})
 _AUTH_STATUSES = frozenset({401, 403})
+_OVERLOAD_STATUSES = frozenset({429, 503})
+#: How often a drain waiting on the network looks at ``cancel``.
+_POLL = 0.05
+_NOTHING_TO_SEND = Response(204)
 
-PostFunction = Callable[[bytes, float], Response]
+Batch = List[Tuple[bytes, int]]
+#: Builds a request body from event lines (the protocol's one encoder).
+BodyBuilder = Callable[[List[bytes]], bytes]
+
+
+def json_array(lines: List[bytes]) -> bytes:
+    """The contract's body: the event lines as one JSON array."""
+    return b"[" + b",".join(lines) + b"]"
+
+
+class _Flight(NamedTuple):
+    """A batch sent (``job``), or with nothing to send (``job`` None: all lines set aside)."""
+
+    batch: Batch
+    job: Optional[Job]
+
+    def answered(self) -> bool:
+        return self.job is None or self.job.done.is_set()
+
+    def answer(self) -> Response:
+        if self.job is None:
+            return _NOTHING_TO_SEND
+        assert self.job.answer is not None
+        return self.job.answer
 
 
 class Delivery:
@@ -40,7 +75,7 @@ class Delivery:
     def __init__(
         self,
         queue: FileQueue,
-        post: PostFunction,
+        pool: SenderPool,
         stats: Stats,
         *,
         batch_size: int,
@@ -48,17 +83,22 @@ class Delivery:
         timeout: float,
         max_backoff: float,
         enabled: bool,
+        build_body: BodyBuilder = json_array,
     ) -> None:
         self.queue = queue
-        self.post = post
+        self.pool = pool
         self.stats = stats
         self.batch_size = batch_size
         self.interval = interval
         self.timeout = timeout
         self.max_backoff = max(max_backoff, interval)
         self.enabled = enabled
+        self.build_body = build_body
         self.failures = 0
         self.next_attempt = 0.0
+        #: The window: requests allowed in flight (halved on 429/503).
+        self.window = pool.size
+        self._successes = 0
 
     def seconds_until_next(self) -> float:
         """How long the background sender should sleep before its next drain."""
@@ -75,12 +115,16 @@ class Delivery:
     ) -> bool:
         """Send what was queued when called, batch by batch; never raises.
 
+        Returns by ``timeout`` even with requests in flight: it stops
+        waiting, releases the sender lock and ignores their answers (their
+        events stay queued and may be sent again).
+
         Args:
             timeout: the whole drain's budget, requests included.
             respect_backoff: skip the drain while backing off (the timer);
                 ``flush()`` passes False to try at once.
-            cancel: stop between batches once this is set (``stop()``).
-            progress: called after each batch with the events it consumed
+            cancel: stop waiting once this is set (``stop()``).
+            progress: called after each commit with the events it consumed
                 (the CLI's progress bar).
 
         Returns:
@@ -115,54 +159,12 @@ class Delivery:
             if not self.enabled:
                 session.maintain()
                 return False
-            stop_at = session.end_offset()
-            complete = True
-            while True:
-                if time.monotonic() >= deadline or (cancel is not None and cancel.is_set()):
-                    complete = False
-                    break
-                batch = session.read_batch(self.batch_size, stop_at)
-                if not batch:
-                    break
-                delivered = self._deliver(session, batch, deadline)
-                if progress is not None:
-                    progress(len(batch) if delivered else 0)
-                if not delivered:
-                    complete = False
-                    break
-                if not session.still_locked():  # Q.offset deleted by hand: another
-                    complete = False  # sender may hold the new one now
-                    break
+            complete = _Drain(self, session, deadline, cancel, progress).run()
             session.maintain()
             return complete
 
-    def _deliver(
-        self, session: QueueSession, batch: List[Tuple[bytes, int]], deadline: float
-    ) -> bool:
-        spans = [(0, len(batch))]
-        while spans:
-            low, high = spans[0]
-            body = b"[" + b",".join(line for line, _ in batch[low:high]) + b"]"
-            budget = max(0.5, min(self.timeout, deadline - time.monotonic()))
-            answer = self.post(body, budget)
-            self.stats.add("requests")
-            if 200 <= answer.status < 300:
-                spans.pop(0)
-                session.commit(batch[high - 1][1], high - low)
-                self.stats.add("sent", high - low)
-                self._succeeded()
-                continue
-            if answer.status in _SPLIT_STATUSES:
-                spans.pop(0)
-                if high - low == 1:
-                    self._dead_letter(session, batch[low], answer)
-                else:
-                    middle = (low + high) // 2
-                    spans[0:0] = [(low, middle), (middle, high)]
-                continue
-            self._failed(answer)
-            return False
-        return True
+    def _request_budget(self, deadline: float) -> float:
+        return max(0.5, min(self.timeout, deadline - time.monotonic()))
 
     def _dead_letter(
         self, session: QueueSession, event: Tuple[bytes, int], answer: Response
@@ -180,6 +182,10 @@ class Delivery:
         )
 
     def _succeeded(self) -> None:
+        self._successes += 1
+        if self._successes >= self.window:  # one more per window of successes
+            self._successes = 0
+            self.window = min(self.pool.size, self.window + 1)
         if self.failures:
             self.failures = 0
             self.next_attempt = 0.0
@@ -194,6 +200,9 @@ class Delivery:
         if answer.retry_after is not None:
             delay = min(self.max_backoff, answer.retry_after)
         self.next_attempt = time.monotonic() + delay
+        if answer.status in _OVERLOAD_STATUSES:
+            self.window = max(1, self.window // 2)
+            self._successes = 0
         if answer.status in _AUTH_STATUSES:
             kind, what = "auth", f"the endpoint refused the API key ({answer.error})"
         elif answer.status == 0:
@@ -205,3 +214,162 @@ class Delivery:
             "trace_telemetry: %s; events stay queued, retrying with backoff (logged once)",
             what,
         )
+
+
+class _Drain:
+    """One drain: a window of batches in flight, settled in queue order."""
+
+    def __init__(
+        self,
+        delivery: Delivery,
+        session: QueueSession,
+        deadline: float,
+        cancel: Optional[threading.Event],
+        progress: Optional[Callable[[int], None]],
+    ) -> None:
+        self.delivery = delivery
+        self.session = session
+        self.deadline = deadline
+        self.cancel = cancel
+        self.progress = progress
+        self.stop_at = session.end_offset()
+        self.flights: Deque[_Flight] = deque()
+        #: Where the last batch read ended: the next read ahead starts there.
+        self.position = 0
+
+    def run(self) -> bool:
+        delivery, pool, flights = self.delivery, self.delivery.pool, self.flights
+        ready: Optional[Batch] = None
+        exhausted = False
+        while True:
+            pool.changed.clear()
+            while flights and flights[0].answered():
+                if not self._settle(flights.popleft()):
+                    return False
+            if self._out_of_time():
+                return False  # answers still to come are ignored; events stay queued
+            if not self.session.still_locked():  # Q.offset deleted by hand: another
+                return False  # sender may lock the new one; stop sending
+            if ready is None and not exhausted:
+                ready = self._read()  # overlaps the requests in flight
+                # Read ahead, the end is tried again from the head once the
+                # window is empty: that read repairs a torn tail.
+                exhausted = ready is None and not flights
+            # While backing off, one batch goes alone until one succeeds.
+            room = (1 if delivery.failures else delivery.window) - len(flights)
+            if ready is not None and room > 0:
+                lines = [line for line, _ in ready if line]
+                job = None
+                if lines:
+                    job = pool.submit(
+                        delivery.build_body(lines), delivery._request_budget(self.deadline)
+                    )
+                    if job is None:  # every slot still busy with an abandoned request
+                        pool.changed.wait(min(_POLL, max(0.0, self.deadline - time.monotonic())))
+                        continue
+                    delivery.stats.add("requests")
+                flights.append(_Flight(ready, job))
+                ready = None
+                continue
+            if not flights:
+                return True
+            if not flights[0].answered():
+                pool.changed.wait(min(_POLL, max(0.0, self.deadline - time.monotonic())))
+
+    def _out_of_time(self) -> bool:
+        return time.monotonic() >= self.deadline or (
+            self.cancel is not None and self.cancel.is_set()
+        )
+
+    def _read(self) -> Optional[Batch]:
+        session, size = self.session, self.delivery.batch_size
+        if not self.flights:  # all committed: read at the head, past corrupt lines at once
+            batch = session.read_batch(size, self.stop_at)
+        else:
+            batch = session.read_batch(size, self.stop_at, start=self.position)
+        if not batch:
+            return None
+        self.position = batch[-1][1]
+        return batch
+
+    def _settle(self, flight: _Flight) -> bool:
+        """Commit a 2xx, split a refusal, back off on anything else; False to stop."""
+        delivery, answer = self.delivery, flight.answer()
+        if 200 <= answer.status < 300:
+            self._commit(flight.batch)
+            if flight.job is not None:
+                delivery._succeeded()
+            return True
+        if answer.status not in _SPLIT_STATUSES:
+            delivery._failed(answer)  # one backoff for the whole window
+            self._wait_all()
+            return False
+        return self._wait_all() and self._split(flight.batch, answer)
+
+    def _commit(self, batch: Batch) -> None:
+        self.session.commit(batch[-1][1], len(batch))
+        sent = sum(1 for line, _ in batch if line)
+        self.delivery.stats.add("sent", sent)
+        if self.progress is not None:
+            self.progress(sent)
+
+    def _wait_all(self) -> bool:
+        """Let the window drain (answers kept for their turn); False at the deadline."""
+        pool = self.delivery.pool
+        while not all(flight.answered() for flight in self.flights):
+            pool.changed.clear()
+            if self._out_of_time():
+                return False
+            if not all(flight.answered() for flight in self.flights):
+                pool.changed.wait(min(_POLL, max(0.0, self.deadline - time.monotonic())))
+        return True
+
+    def _split(self, batch: Batch, answer: Response) -> bool:
+        """Halve ``batch`` alone until the refused events are isolated."""
+        delivery = self.delivery
+        spans: List[Tuple[int, int]] = []
+        first: Optional[Response] = answer
+        spans.append((0, len(batch)))
+        while spans:
+            low, high = spans.pop(0)
+            part = batch[low:high]
+            lines = [line for line, _ in part if line]
+            if first is not None:
+                reply, first = first, None
+            elif not lines:  # only lines set aside as corrupt
+                self._commit(part)
+                continue
+            else:
+                sent = self._request(delivery.build_body(lines))
+                if sent is None:
+                    return False
+                reply = sent
+            if 200 <= reply.status < 300:
+                self._commit(part)
+                delivery._succeeded()
+            elif reply.status not in _SPLIT_STATUSES:
+                delivery._failed(reply)
+                return False
+            elif len(lines) == 1 and high - low == 1:
+                delivery._dead_letter(self.session, part[0], reply)
+                if self.progress is not None:
+                    self.progress(1)
+            else:
+                middle = (low + high) // 2
+                spans[0:0] = [(low, middle), (middle, high)]
+        return True
+
+    def _request(self, body: bytes) -> Optional[Response]:
+        """One request alone; None at the deadline or on ``cancel``."""
+        pool, job = self.delivery.pool, None
+        while True:
+            pool.changed.clear()
+            if self._out_of_time():
+                return None
+            if job is None:
+                job = pool.submit(body, self.delivery._request_budget(self.deadline))
+                if job is not None:
+                    self.delivery.stats.add("requests")
+            if job is not None and job.done.is_set():
+                return job.answer
+            pool.changed.wait(min(_POLL, max(0.0, self.deadline - time.monotonic())))

@@ -9,7 +9,7 @@ from . import _fileio
 from ._stats import Stats
 from ._validate import salvage, valid_event_lines
 
-__all__ = ["LineReader", "classify"]
+__all__ = ["LineReader", "classify", "classify_in_place"]
 
 _CHUNK = 256 * 1024
 
@@ -121,3 +121,32 @@ def classify(
         corrupt_end = end
         corrupt.append(b"" if line is None else line + b"\n")
     return events, corrupt, corrupt_end
+
+
+def classify_in_place(
+    raw: List[Tuple[Optional[bytes], int]],
+) -> Tuple[List[Tuple[bytes, int]], List[bytes]]:
+    """Every read line in order: events as they are, invalid ones as ``(b"", end)``.
+
+    Returns the batch and the lines to set aside (blank lines never held an
+    event and are not among them; over-long ones, streamed already, are
+    there as ``b""`` so they are counted).
+    A torn line ending in a complete event yields that event.
+    """
+    batch: List[Tuple[bytes, int]] = []
+    corrupt: List[bytes] = []
+    for (line, end), valid in zip(raw, valid_event_lines([line for line, _ in raw])):
+        if valid and line is not None:
+            batch.append((line, end))
+            continue
+        start = salvage(line) if line else -1
+        if line is not None and start > 0:
+            corrupt.append(line[:start] + b"\n")
+            batch.append((line[start:], end))
+            continue
+        batch.append((b"", end))
+        if line is None:
+            corrupt.append(b"")  # streamed there already; counted by the caller
+        elif line:
+            corrupt.append(line + b"\n")
+    return batch, corrupt

@@ -1,12 +1,13 @@
 """A small receiver speaking the wire contract, for the demo, ``serve`` and tests.
 
 Not a production server: a ``ThreadingHTTPServer`` that checks the key when
-one is set, rejects bodies that are not a JSON array of objects with 400, and
-records what it accepted.
+one is set, decodes ``Content-Encoding: gzip``, rejects bodies that are not a
+JSON array of objects with 400, and records what it accepted.
 """
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -117,10 +118,13 @@ class _Handler(BaseHTTPRequestHandler):
             self._answer(401, {}, b'{"error":"invalid api key"}')
             return
         try:
-            events = json.loads(body)
+            if self.headers.get("Content-Encoding", "").lower() == "gzip":
+                events = json.loads(gzip.decompress(body))
+            else:
+                events = json.loads(body)
             if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
                 raise ValueError("not an array of objects")
-        except ValueError:
+        except (ValueError, OSError, EOFError):  # bad JSON, bad gzip
             self._refuse(400, "body must be a JSON array of events")
             self._answer(400, {}, b'{"error":"body must be a JSON array of events"}')
             return

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import gzip
 import time
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, Dict, NamedTuple, Optional
 
 from ._imports import SENDER_MODULES, load, load_all
 from ._version import __version__
@@ -20,6 +21,8 @@ if TYPE_CHECKING:
 __all__ = ["HttpTransport", "Response", "parse_retry_after"]
 
 USER_AGENT = f"trace-telemetry-python/{__version__}"
+#: zlib's default trades little size for speed past 6 (docs/performance.md).
+GZIP_LEVEL = 6
 
 
 class Response(NamedTuple):
@@ -34,10 +37,24 @@ class HttpTransport:
     """POSTs JSON bodies to one endpoint over a kept-alive ``requests.Session``.
 
     Redirects are not followed: ``requests`` would turn a redirected POST
-    into a GET and drop the batch. TLS verification is always on.
+    into a GET and drop the batch. TLS verification is always on. One
+    instance serves one thread at a time (a ``Session`` is not documented
+    as thread-safe): the sender keeps one per request in flight.
+
+    Args:
+        compression: ``"gzip"`` compresses each body (``Content-Encoding:
+            gzip``); ``""`` sends it as is.
+        on_gzip_refused: called when a 415 turned compression off.
     """
 
-    def __init__(self, url: str, api_key: str, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        connect_timeout: float,
+        compression: str = "",
+        on_gzip_refused: Optional[Callable[[], None]] = None,
+    ) -> None:
         self.url = url
         self._headers = {
             "Content-Type": "application/json; charset=utf-8",
@@ -45,6 +62,10 @@ class HttpTransport:
         }
         if api_key:
             self._headers["X-API-Key"] = api_key
+        self._gzip = compression == "gzip"
+        if self._gzip:
+            self._headers["Content-Encoding"] = "gzip"
+        self._on_gzip_refused = on_gzip_refused
         self._connect_timeout = connect_timeout
         self._session: Optional[requests.Session] = None
 
@@ -52,29 +73,47 @@ class HttpTransport:
         return f"HttpTransport(url={self.url!r})"
 
     def post(self, body: bytes, timeout: float) -> Response:
-        """Send ``body``; never raises."""
+        """Send ``body``; never raises.
+
+        A 415 to a compressed body turns compression off for this transport
+        and sends the body again uncompressed (RFC 7694's signal).
+        """
         try:
             session = self._session
             if session is None:
                 load_all(SENDER_MODULES)  # deferred (costly), and fork-safe
                 session = self._session = load("requests").Session()
-            answer = session.post(
-                self.url,
-                data=body,
-                headers=self._headers,
-                timeout=(min(self._connect_timeout, timeout), timeout),
-                allow_redirects=False,
-                verify=True,
-            )
-            try:
-                answer.content  # noqa: B018 - read it so the connection is reused
-            finally:
-                answer.close()
-            retry_after = parse_retry_after(answer.headers.get("Retry-After"))
-            reason = "" if answer.ok else f"HTTP {answer.status_code} {answer.reason}"
-            return Response(answer.status_code, retry_after, reason)
+            if self._gzip:
+                packed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+                answer = self._send(session, packed, self._headers, timeout)
+                if answer.status != 415:  # Unsupported Media Type
+                    return answer
+                self._gzip = False
+                del self._headers["Content-Encoding"]
+                if self._on_gzip_refused is not None:
+                    self._on_gzip_refused()
+            return self._send(session, body, self._headers, timeout)
         except Exception as error:  # noqa: BLE001 - nothing may escape a send
             return Response(0, None, f"{type(error).__name__}: {error}")
+
+    def _send(
+        self, session: requests.Session, body: bytes, headers: Dict[str, str], timeout: float
+    ) -> Response:
+        answer = session.post(
+            self.url,
+            data=body,
+            headers=headers,
+            timeout=(min(self._connect_timeout, timeout), timeout),
+            allow_redirects=False,
+            verify=True,
+        )
+        try:
+            answer.content  # noqa: B018 - read it so the connection is reused
+        finally:
+            answer.close()
+        retry_after = parse_retry_after(answer.headers.get("Retry-After"))
+        reason = "" if answer.ok else f"HTTP {answer.status_code} {answer.reason}"
+        return Response(answer.status_code, retry_after, reason)
 
     def close(self) -> None:
         session, self._session = self._session, None

@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import sys
+import threading
 import time
 from typing import Any, Dict, Optional, Sequence, TextIO, Tuple
 
@@ -319,23 +320,27 @@ def _serve(args: argparse.Namespace) -> int:
     from ._fileio import append_private  # noqa: PLC0415
     from ._receiver import ReceivedRequest, Receiver  # noqa: PLC0415
 
+    printing = threading.Lock()  # requests arrive in parallel (max_in_flight)
+
     def respond(events: Any, headers: Any) -> Optional[Tuple[int, Dict[str, str]]]:
         return None if args.status == 200 else (args.status, {})
 
     def on_refused(path: str, status: int, reason: str) -> None:
         stamp = time.strftime("%H:%M:%S")
-        print(f"{stamp} POST {path} refused: {status} {reason}", flush=True)
+        with printing:
+            print(f"{stamp} POST {path} refused: {status} {reason}", flush=True)
 
     def on_batch(request: ReceivedRequest) -> None:
         lines = b"".join(
             json.dumps(e, ensure_ascii=False).encode("utf-8") + b"\n" for e in request.events
         )
-        append_private(args.out, lines)
         stamp = time.strftime("%H:%M:%S")
-        print(
-            f"{stamp} POST {request.path} {len(request.events)} events {size(request.size)}",
-            flush=True,
-        )
+        with printing:
+            append_private(args.out, lines)
+            print(
+                f"{stamp} POST {request.path} {len(request.events)} events {size(request.size)}",
+                flush=True,
+            )
 
     try:
         server = Receiver(

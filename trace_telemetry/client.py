@@ -15,6 +15,7 @@ from ._arguments import event_name, parse_track_arguments
 from ._delivery import Delivery
 from ._event import EVENT_KEYS, exception_data, format_timestamp, new_event_id
 from ._host import host_info
+from ._inflight import SenderPool
 from ._queue import FileQueue
 from ._serialize import encode, encode_event
 from ._stats import Stats
@@ -70,12 +71,19 @@ class TelemetryClient:
             self._stats,
             max_line=options.max_event_bytes,
         )
-        self._transport = HttpTransport(
-            options.endpoint_url, options.api_key, options.timeout_seconds
+        self._senders = SenderPool(
+            lambda: HttpTransport(
+                options.endpoint_url,
+                options.api_key,
+                options.timeout_seconds,
+                options.compression or "",
+                self._gzip_refused,
+            ),
+            options.max_in_flight,
         )
         self._delivery = Delivery(
             self._queue,
-            self._transport.post,
+            self._senders,
             self._stats,
             batch_size=options.batch_size,
             interval=options.flush_interval_seconds,
@@ -149,7 +157,7 @@ class TelemetryClient:
     def _release(self) -> None:
         with contextlib.suppress(Exception):
             self._queue.close()
-        self._transport.close()
+        self._senders.close()
 
     def flush(self, timeout: Optional[float] = None) -> bool:
         """Send everything queued now, in batches, until done or a send fails.
@@ -390,6 +398,13 @@ class TelemetryClient:
             return 0.0
         return budget
 
+    def _gzip_refused(self) -> None:
+        self._stats.warn_once(
+            "gzip-refused",
+            "trace_telemetry: the endpoint refused gzip bodies (HTTP 415); "
+            "sending them uncompressed (logged once)",
+        )
+
     def _check_fork(self) -> None:
         """In a forked child: fresh locks and files; restart the sender if it ran.
 
@@ -401,7 +416,7 @@ class TelemetryClient:
         self._pid = _getpid()
         self._stats.reset()
         self._queue.check_fork()
-        self._transport.forget()
+        self._senders.forget()
         self._delivery.failures = 0
         if self._worker.after_fork():
             self._worker.start()

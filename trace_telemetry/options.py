@@ -16,6 +16,10 @@ BeforeSend = Callable[[Dict[str, Any]], Optional[Dict[str, Any]]]
 MIB = 1024 * 1024
 #: The smallest ``max_event_bytes``: room for the envelope and a short preview.
 MIN_EVENT_BYTES = 1024
+#: The largest ``max_in_flight``: more only adds load on the server.
+MAX_IN_FLIGHT = 64
+#: The values ``compression`` accepts.
+COMPRESSIONS = (None, "gzip")
 
 
 @dataclasses.dataclass(frozen=True, repr=False)
@@ -50,10 +54,19 @@ class TelemetryOptions:
             sends what it can for at most this long; one budget for the
             whole exit, shared by every client and handler. ``0`` turns
             the exit send off.
+        max_in_flight: the most requests outstanding at once while a backlog
+            holds several batches (1 to 64); ``1`` sends one batch at a
+            time. Batches still leave the queue in order (docs/delivery.md).
+        compression: ``"gzip"`` compresses request bodies
+            (``Content-Encoding: gzip``); ``None`` (the default) sends them
+            as is, since not every server accepts compressed bodies.
 
     .. versionadded:: 0.1.0
        ``max_queue_bytes``, ``max_event_bytes``, ``timeout_seconds``,
        ``max_backoff_seconds`` and ``before_send`` (not in the .NET client).
+
+    .. versionadded:: 0.2.0
+       ``max_in_flight`` and ``compression``.
     """
 
     endpoint_url: str = ""
@@ -70,6 +83,8 @@ class TelemetryOptions:
     max_backoff_seconds: float = 300
     before_send: Optional[BeforeSend] = None
     shutdown_timeout_seconds: float = 2
+    max_in_flight: int = 4
+    compression: Optional[str] = None
 
     def __post_init__(self) -> None:
         _check_type("endpoint_url", self.endpoint_url, str)
@@ -102,6 +117,15 @@ class TelemetryOptions:
             msg = f"shutdown_timeout_seconds must be >= 0, got {self.shutdown_timeout_seconds!r}"
             raise ValueError(msg)
         object.__setattr__(self, "shutdown_timeout_seconds", shutdown)
+        _check_int("max_in_flight", self.max_in_flight, minimum=1)
+        if self.max_in_flight > MAX_IN_FLIGHT:
+            msg = f"max_in_flight must be <= {MAX_IN_FLIGHT}, got {self.max_in_flight!r}"
+            raise ValueError(msg)
+        if self.compression == "":
+            object.__setattr__(self, "compression", None)
+        if self.compression not in COMPRESSIONS:
+            msg = f"compression must be None or 'gzip', got {self.compression!r}"
+            raise ValueError(msg)
         if self.before_send is not None and not callable(self.before_send):
             msg = f"before_send must be callable or None, got {self.before_send!r}"
             raise ValueError(msg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -136,3 +137,34 @@ class TestPendingCount:
         assert 0 == client.queued_count
         client.track("e", 1)
         assert 1 == client.queued_count
+
+
+def test_a_stale_copy_of_the_head_is_ignored_after_the_queue_was_emptied_in_place(
+    tmp_path: Path,
+) -> None:
+    """Garbage written by hand can give an emptied file its old first line back.
+
+    The head copied to ``Q.offset`` before the emptying would then seem to
+    apply to the new content (found by the hypothesis state machine).
+    """
+    from trace_telemetry._queue import FileQueue
+    from trace_telemetry._stats import Stats
+
+    from .test_queue import event_line
+
+    path = str(tmp_path / "q.ndjson")
+    queue = FileQueue(path, 0, Stats(), max_line=1 << 20)
+    with open(path, "ab") as handle:
+        handle.write(b"garbage\n")
+    queue.append(event_line(0))
+    with queue.session(1.0) as session:
+        batch = session.read_batch(1)
+        session.commit(batch[-1][1], 1)
+        session.maintain()  # everything consumed: emptied in place
+    with open(path, "ab") as handle:
+        handle.write(b"garbage\n")  # the same first line as before
+    queue.append(event_line(1))
+    assert 2 == queue.pending_count()
+    with queue.session(1.0) as session:
+        assert [1] == [json.loads(line)["data"] for line, _ in session.read_batch(10)]
+    queue.close()

@@ -336,19 +336,28 @@ class Consumer:
             head = self.head
             if max_bytes and size > max_bytes:
                 self.compactor.trim()
-                self.sync()
+                self._after_compaction()
             elif (
                 (head and head >= size)
                 or (head >= COMPACT_MIN_BYTES and 2 * head >= size)
                 or (size > head and last_line_end(fd, head) == head)
             ):
                 if self.compactor.compact():
-                    self.sync()
+                    self._after_compaction()
             else:
                 self.compactor.remove_leftover()
         pending = self.stats.take_pending()
         if pending and not self.control.add_drops(pending, timeout=self.compactor.lock_wait):
             self.stats.restore_pending(pending)
+
+    def _after_compaction(self) -> None:
+        """Follow the new ``Q`` and copy its head to ``Q.offset`` at once."""
+        self.sync()
+        with self.control.shared() as cfd:
+            state = _control.read_state(cfd)
+        if state is not None:
+            with contextlib.suppress(OSError):
+                _control.write_state(self._state_fd, state, 0)
 
 
 class QueueSession:

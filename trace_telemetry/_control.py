@@ -277,7 +277,10 @@ def head_of(fd: int, states: Iterable[Optional[State]]) -> Optional[State]:
     """Of the stored copies of the state, the one that applies to the open file ``fd``.
 
     A copy applies when it names this inode and, past offset 0, this file's
-    fingerprint, and its offset is a line boundary inside the file. The head
+    fingerprint, and its offset is a line boundary inside the file, unless
+    another copy was derived from the content it describes (a compaction or
+    an emptying in place names its origin: a file emptied in place keeps its
+    inode, and garbage written by hand could give it the old first line). The head
     only moves forward within one file, so of two copies that apply the one
     further on is the newer. None when no copy applies: the head is then 0
     (a new file, one replaced by hand, or a compaction that died right after
@@ -286,9 +289,12 @@ def head_of(fd: int, states: Iterable[Optional[State]]) -> Optional[State]:
     status = os.fstat(fd)
     best: Optional[State] = None
     first_line: Optional[str] = None
-    for state in states:
-        if state is None or state.inode != status.st_ino or state.offset > status.st_size:
+    copies = [state for state in states if state is not None]
+    for state in copies:
+        if state.inode != status.st_ino or state.offset > status.st_size:
             continue
+        if any(_derived(other, state) for other in copies):
+            continue  # the content it describes was emptied or copied since
         if state.offset:
             if first_line is None:
                 first_line = fingerprint(fd)
@@ -305,3 +311,14 @@ def add_drops_locked(fd: int, drops: Dict[str, int]) -> None:
     for reason, count in drops.items():
         merged[reason] = merged.get(reason, 0) + count
     write_drops(fd, merged)
+
+
+def _derived(newer: State, older: State) -> bool:
+    """Was ``newer`` written for content copied or emptied from what ``older`` describes?"""
+    return (
+        newer is not older
+        and newer.origin_inode == older.inode
+        and newer.origin_fingerprint == older.fingerprint
+        and newer.seq != older.seq
+        and older.fingerprint != NO_FINGERPRINT
+    )

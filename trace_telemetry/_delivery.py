@@ -18,9 +18,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from typing import Callable, List, Optional, Tuple
+from typing import Any, Callable, List, Optional, Tuple
 
 from ._guard import sdk_work
+from ._protocol import DONE, SPLIT, TraceTelemetryProtocol
 from ._queue import FileQueue
 from ._session import QueueSession
 from ._stats import Stats
@@ -28,7 +29,6 @@ from ._transport import Response
 
 __all__ = ["Delivery"]
 
-_SPLIT_STATUSES = frozenset({400, 413, 422})
 _AUTH_STATUSES = frozenset({401, 403})
 
 PostFunction = Callable[[bytes, float], Response]
@@ -48,7 +48,10 @@ class Delivery:
         timeout: float,
         max_backoff: float,
         enabled: bool,
+        protocol: Any = None,
     ) -> None:
+        # The wire protocol (docs/otlp.md): encodes a batch, classifies an answer.
+        self.protocol = protocol if protocol is not None else TraceTelemetryProtocol()
         self.queue = queue
         self.post = post
         self.stats = stats
@@ -139,17 +142,18 @@ class Delivery:
         spans = [(0, len(batch))]
         while spans:
             low, high = spans[0]
-            body = b"[" + b",".join(line for line, _ in batch[low:high]) + b"]"
+            body, _ = self.protocol.encode_batch([line for line, _ in batch[low:high]])
             budget = max(0.5, min(self.timeout, deadline - time.monotonic()))
             answer = self.post(body, budget)
             self.stats.add("requests")
-            if 200 <= answer.status < 300:
+            action = self.protocol.classify(answer, self.stats)
+            if action == DONE:
                 spans.pop(0)
                 session.commit(batch[high - 1][1], high - low)
                 self.stats.add("sent", high - low)
                 self._succeeded()
                 continue
-            if answer.status in _SPLIT_STATUSES:
+            if action == SPLIT:
                 spans.pop(0)
                 if high - low == 1:
                     self._dead_letter(session, batch[low], answer)

@@ -34,6 +34,8 @@ class Receiver(ThreadingHTTPServer):
         responder: decides the answer per request (tests use it to play a
             failing server); its events are recorded only on a 2xx.
         on_batch: called with each accepted request (the CLI prints a line).
+        decode: turns a body into records instead of the contract's array
+            (``serve --protocol otlp``); a ValueError answers 400.
     """
 
     daemon_threads = True
@@ -46,8 +48,13 @@ class Receiver(ThreadingHTTPServer):
         api_key: str = "",
         responder: Optional[Responder] = None,
         on_batch: Optional[Callable[[ReceivedRequest], None]] = None,
+        *,
+        decode: Optional[Callable[[bytes], List[Dict[str, Any]]]] = None,
     ) -> None:
         super().__init__((host, port), _Handler)
+        #: OTLP/JSON mode (docs/otlp.md): bodies are decoded by ``decode``
+        #: (gzip allowed) and answered with an empty ExportLogsServiceResponse.
+        self.decode = decode
         self.api_key = api_key
         self.responder = responder
         self.on_batch = on_batch
@@ -110,11 +117,18 @@ class _Handler(BaseHTTPRequestHandler):
         if server.api_key and self.headers.get("X-API-Key") != server.api_key:
             self._answer(401, {}, b'{"error":"invalid api key"}')
             return
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if server.decode is not None and content_type != "application/json":
+            self._answer(415, {}, b'{"error":"this receiver takes OTLP/JSON only"}')
+            return
         try:
-            events = json.loads(body)
+            if server.decode is not None:
+                events = server.decode(self._inflate(body))
+            else:
+                events = json.loads(body)
             if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
                 raise ValueError("not an array of objects")
-        except ValueError:
+        except (ValueError, OSError, RecursionError):
             self._answer(400, {}, b'{"error":"body must be a JSON array of events"}')
             return
         status, extra_headers = 200, {}  # type: Tuple[int, Dict[str, str]]
@@ -129,9 +143,15 @@ class _Handler(BaseHTTPRequestHandler):
                 server.events.extend(events)
         if 200 <= status < 300 and server.on_batch is not None:
             server.on_batch(record)
-        self._answer(
-            status, extra_headers, b'{"accepted":%d}' % len(events) if status < 300 else b"{}"
-        )
+        accepted = b"{}" if server.decode is not None else b'{"accepted":%d}' % len(events)
+        self._answer(status, extra_headers, accepted if status < 300 else b"{}")
+
+    def _inflate(self, body: bytes) -> bytes:
+        if (self.headers.get("Content-Encoding") or "").lower() != "gzip":
+            return body
+        import gzip  # noqa: PLC0415 - OTLP mode only
+
+        return gzip.decompress(body)
 
     def _answer(self, status: int, headers: Dict[str, str], body: bytes) -> None:
         self.send_response(status)

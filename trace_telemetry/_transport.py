@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import TYPE_CHECKING, Mapping, NamedTuple, Optional
 
 from ._version import __version__
 
@@ -26,6 +26,8 @@ class Response(NamedTuple):
     status: int
     retry_after: Optional[float] = None
     error: str = ""
+    #: The answer's body (OTLP reads ``partialSuccess`` from it).
+    body: bytes = b""
 
 
 class HttpTransport:
@@ -35,14 +37,27 @@ class HttpTransport:
     into a GET and drop the batch. TLS verification is always on.
     """
 
-    def __init__(self, url: str, api_key: str, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        connect_timeout: float,
+        headers: Optional[Mapping[str, str]] = None,
+        protocol_headers: Optional[Mapping[str, str]] = None,
+    ) -> None:
         self.url = url
+        # Precedence (docs/otlp.md "Headers"): the user's ``headers``, then
+        # ``api_key`` as X-API-Key, then the protocol's Content-Type/-Encoding.
         self._headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": USER_AGENT,
         }
+        self._headers.update(headers or {})
         if api_key:
+            for name in [name for name in self._headers if name.lower() == "x-api-key"]:
+                del self._headers[name]
             self._headers["X-API-Key"] = api_key
+        self._headers.update(protocol_headers or {})
         self._connect_timeout = connect_timeout
         self._session: Optional[requests.Session] = None
 
@@ -66,12 +81,12 @@ class HttpTransport:
                 verify=True,
             )
             try:
-                answer.content  # noqa: B018 - read it so the connection is reused
+                content = answer.content  # read it so the connection is reused
             finally:
                 answer.close()
             retry_after = parse_retry_after(answer.headers.get("Retry-After"))
             reason = "" if answer.ok else f"HTTP {answer.status_code} {answer.reason}"
-            return Response(answer.status_code, retry_after, reason)
+            return Response(answer.status_code, retry_after, reason, content or b"")
         except Exception as error:  # noqa: BLE001 - nothing may escape a send
             return Response(0, None, f"{type(error).__name__}: {error}")
 

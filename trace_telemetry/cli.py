@@ -81,6 +81,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--out", default="events.ndjson", help="NDJSON file to append events to")
     serve.add_argument("--api-key", default="", help="require this X-API-Key")
+    serve.add_argument(
+        "--protocol",
+        choices=("tracetelemetry", "otlp"),
+        default="tracetelemetry",
+        help="tracetelemetry (the contract, at /telemetry) or otlp (OTLP/JSON at /v1/logs)",
+    )
     serve.set_defaults(handler=_serve)
 
     status = commands.add_parser("status", help="summarize a queue file")
@@ -101,7 +107,24 @@ def _parser() -> argparse.ArgumentParser:
         "TRACE_TELEMETRY_API_KEY instead of --api-key (keeps it out of the process list).",
     )
     flush.add_argument("queue", help="the queue file (queue_path)")
-    flush.add_argument("--endpoint", required=True, help="the URL to POST batches to")
+    flush.add_argument(
+        "--endpoint",
+        default=None,
+        help="the URL to POST batches to (with --protocol otlp, default from "
+        "OTEL_EXPORTER_OTLP_(LOGS_)ENDPOINT, else http://localhost:4318/v1/logs)",
+    )
+    flush.add_argument(
+        "--protocol",
+        choices=("tracetelemetry", "otlp"),
+        default="tracetelemetry",
+        help="the wire protocol (default %(default)s); see docs/otlp.md",
+    )
+    flush.add_argument(
+        "--otlp-encoding",
+        choices=("json", "protobuf"),
+        default=None,
+        help="OTLP body encoding (default json, or OTEL_EXPORTER_OTLP_PROTOCOL)",
+    )
     flush.add_argument("--api-key", default=None, help="X-API-Key (or env TRACE_TELEMETRY_API_KEY)")
     flush.add_argument("--batch-size", type=int, default=100, help="events per request")
     flush.add_argument("--timeout", type=float, default=300.0, help="overall budget in seconds")
@@ -179,16 +202,21 @@ def _flush(args: argparse.Namespace) -> int:
     from . import TelemetryClient, TelemetryOptions  # noqa: PLC0415
 
     _require_queue(args.queue)
+    if args.endpoint is None and args.protocol != "otlp":
+        raise CliError("--endpoint is required (unless --protocol otlp reads OTEL_* variables)")
+    otlp: Any = {"protocol": args.protocol, "otlp_encoding": args.otlp_encoding}
+    if args.endpoint is not None:
+        otlp["endpoint_url"] = args.endpoint
     api_key = (
         args.api_key if args.api_key is not None else os.environ.get("TRACE_TELEMETRY_API_KEY", "")
     )
     try:
         options = TelemetryOptions(
-            endpoint_url=args.endpoint,
             api_key=api_key,
             queue_path=args.queue,
             batch_size=args.batch_size,
             max_queue_bytes=0,
+            **otlp,
         )
     except ValueError as error:
         raise CliError(str(error)) from None
@@ -264,13 +292,19 @@ def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    decode = None
+    if args.protocol == "otlp":
+        from ._otlp_receive import decode_request as decode  # noqa: PLC0415
     try:
-        server = Receiver(args.host, args.port, api_key=args.api_key, on_batch=on_batch)
+        server = Receiver(
+            args.host, args.port, api_key=args.api_key, on_batch=on_batch, decode=decode
+        )
     except OSError as error:
         raise CliError(
             f"cannot listen on {args.host}:{args.port}: {error.strerror or error}"
         ) from None
-    print(f"listening on {server.url} (events appended to {args.out}); Ctrl-C stops", flush=True)
+    url = server.url.replace("/telemetry", "/v1/logs") if decode else server.url
+    print(f"listening on {url} (events appended to {args.out}); Ctrl-C stops", flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     except KeyboardInterrupt:

@@ -8,6 +8,7 @@ import threading
 import weakref
 from typing import Any, Dict, Optional, overload
 
+from . import _envelope, _protocol
 from ._delivery import Delivery
 from ._event import EVENT_KEYS, exception_data, format_timestamp, new_event_id
 from ._host import host_info
@@ -63,8 +64,15 @@ class TelemetryClient:
             self._stats,
             max_line=options.max_event_bytes,
         )
+        # The wire protocol and what it captures (docs/otlp.md).
+        self._protocol = _protocol.build(options)
+        self._capture = options.protocol == "otlp"
         self._transport = HttpTransport(
-            options.endpoint_url, options.api_key, options.timeout_seconds
+            options.endpoint_url,
+            options.api_key,
+            options.timeout_seconds,
+            options.headers,
+            self._protocol.headers,
         )
         self._delivery = Delivery(
             self._queue,
@@ -74,7 +82,8 @@ class TelemetryClient:
             interval=options.flush_interval_seconds,
             timeout=options.timeout_seconds,
             max_backoff=options.max_backoff_seconds,
-            enabled=bool(options.endpoint_url),
+            enabled=bool(options.endpoint_url) and not options.sdk_disabled,
+            protocol=self._protocol,
         )
         self._worker = Worker(
             "trace-telemetry-sender",
@@ -89,6 +98,8 @@ class TelemetryClient:
         self._tail_ip: Optional[str] = None
         self._tail_text = ""
         self._pid = _getpid()
+        if options.sdk_disabled:  # OTEL_SDK_DISABLED=true: every door records nothing
+            setattr(self, "_enqueue", _record_nothing)  # noqa: B010 - keeps the hot path flat
         _clients.add(self)
 
     def __repr__(self) -> str:
@@ -189,7 +200,12 @@ class TelemetryClient:
         except TypeError as error:
             self._stats.drop("bad_arguments", detail=str(error))
             return
-        self._enqueue(name, data, None)
+        self._enqueue(name, data, None, self._track_facts() if self._capture else None)
+
+    def _track_facts(self) -> Optional[Dict[str, Any]]:
+        """OTLP only: the active span of a ``track()`` call, if any (docs/otlp.md)."""
+        facts = _envelope.span_facts({"door": "track"})
+        return facts if "traceId" in facts else None
 
     def track_exception(
         self, exc: BaseException, event_name: str = "exception", extra_data: Any = None
@@ -204,14 +220,21 @@ class TelemetryClient:
         except Exception as error:  # noqa: BLE001
             self._internal_error(error)
             return
-        self._enqueue(event_name, data, None)
+        self._enqueue(event_name, data, None, self._track_facts() if self._capture else None)
 
-    def _enqueue(self, name: Any, data: Any, created: Optional[float]) -> bool:
+    def _enqueue(
+        self,
+        name: Any,
+        data: Any,
+        created: Optional[float],
+        facts: Optional[Dict[str, Any]] = None,
+    ) -> bool:
         """Build, scrub, serialize and append one event. Never raises.
 
         Shared by ``track``, the logging handler and the structlog processor.
         The common case (no ``before_send``, plain JSON, under
-        ``max_event_bytes``) costs one encode and one append.
+        ``max_event_bytes``) costs one encode and one append. ``facts`` is
+        the OTLP envelope (docs/otlp.md), given only by OTLP clients.
         """
         try:
             if self._pid != _getpid():
@@ -221,13 +244,21 @@ class TelemetryClient:
                     new_event_id(), name, format_timestamp(created), data, self._tail()
                 )
                 if line and len(line) <= self._max_event_bytes:
+                    if facts is not None:
+                        line = _envelope.attach(line, facts)
                     return self._queue.append(line)
-            return self._enqueue_slowly(name, data, created)
+            return self._enqueue_slowly(name, data, created, facts)
         except Exception as error:  # noqa: BLE001 - tracking never raises
             self._internal_error(error)
             return False
 
-    def _enqueue_slowly(self, name: Any, data: Any, created: Optional[float]) -> bool:
+    def _enqueue_slowly(
+        self,
+        name: Any,
+        data: Any,
+        created: Optional[float],
+        facts: Optional[Dict[str, Any]] = None,
+    ) -> bool:
         """``before_send``, values to repair, events to shrink."""
         event = self._event(new_event_id(), name, format_timestamp(created), data)
         if self._before_send is not None:
@@ -240,6 +271,8 @@ class TelemetryClient:
             line = self._shrink(event)
             if not line:
                 return False
+        if facts is not None:
+            line = _envelope.attach(line, facts)
         return self._queue.append(line)
 
     def _event(self, event_id: str, name: Any, timestamp: str, data: Any) -> Dict[str, Any]:
@@ -373,6 +406,12 @@ def _event_name(name: Any) -> str:
         return str(name)
     except Exception:  # noqa: BLE001
         return repr(type(name))
+
+
+def _record_nothing(
+    name: Any, data: Any, created: Optional[float], facts: Optional[Dict[str, Any]] = None
+) -> bool:
+    return False
 
 
 def _after_fork_in_child() -> None:

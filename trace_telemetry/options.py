@@ -6,7 +6,9 @@ import dataclasses
 import math
 import os
 import urllib.parse
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Union
+
+from . import _otlp_config
 
 __all__ = ["BeforeSend", "TelemetryOptions"]
 
@@ -46,13 +48,24 @@ class TelemetryOptions:
         before_send: called with each event dict before it is queued; return
             it, a changed copy, or ``None`` to drop it. If it raises, the
             event is dropped and counted, never queued unscrubbed.
+        protocol: ``"tracetelemetry"`` (the contract, default) or ``"otlp"``
+            (OTLP/HTTP logs, see docs/otlp.md). With ``"otlp"``, options left
+            at their defaults are read from the ``OTEL_*`` variables.
+        otlp_encoding: ``"json"`` (default) or ``"protobuf"`` (needs the
+            ``trace-telemetry[otlp]`` extra).
+        headers: extra HTTP headers for every request (e.g.
+            ``Authorization``), both protocols. Never logged or shown;
+            ``api_key`` wins over an ``X-API-Key`` given here.
+        resource_attributes: extra OpenTelemetry resource attributes (OTLP),
+            merged over ``OTEL_RESOURCE_ATTRIBUTES``.
+        compression: ``"none"`` or ``"gzip"`` (OTLP only).
 
     .. versionadded:: 0.1.0
        ``max_queue_bytes``, ``max_event_bytes``, ``timeout_seconds``,
        ``max_backoff_seconds`` and ``before_send`` (not in the .NET client).
     """
 
-    endpoint_url: str = ""
+    endpoint_url: str = _otlp_config.UNSET_URL
     api_key: str = ""
     queue_path: Union[str, "os.PathLike[str]"] = "telemetry-queue.ndjson"
     batch_size: int = 20
@@ -62,11 +75,21 @@ class TelemetryOptions:
     enable_country_lookup: bool = False
     max_queue_bytes: int = 64 * MIB
     max_event_bytes: int = 1 * MIB
-    timeout_seconds: float = 10
+    timeout_seconds: float = _otlp_config.UNSET_TIMEOUT
     max_backoff_seconds: float = 300
     before_send: Optional[BeforeSend] = None
+    # -- OTLP and headers (docs/otlp.md); resolved from OTEL_* when not given --
+    protocol: str = "tracetelemetry"
+    otlp_encoding: Optional[str] = None
+    headers: Optional[Mapping[str, str]] = None
+    resource_attributes: Optional[Mapping[str, Any]] = None
+    compression: Optional[str] = None
+    #: ``OTEL_SDK_DISABLED=true`` with ``protocol="otlp"``: record and send nothing.
+    sdk_disabled: bool = dataclasses.field(default=False, init=False)
 
     def __post_init__(self) -> None:
+        for name, value in _otlp_config.resolve(self).items():
+            object.__setattr__(self, name, value)
         _check_type("endpoint_url", self.endpoint_url, str)
         _check_type("api_key", self.api_key, str)
         _check_type("application_name", self.application_name, str)
@@ -102,6 +125,8 @@ class TelemetryOptions:
             value = getattr(self, field.name)
             if field.name == "api_key":
                 shown.append(f"api_key={'***' if value else ''!r}")
+            elif field.name == "headers":
+                shown.append(f"headers={ {name: '***' for name in value or {}}!r}")
             else:
                 shown.append(f"{field.name}={value!r}")
         return f"TelemetryOptions({', '.join(shown)})"

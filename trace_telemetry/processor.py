@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from . import _shared
+from . import _envelope, _shared
 from ._event import exception_data
 from ._guard import in_sdk_work
 from .client import TelemetryClient
@@ -59,7 +59,12 @@ class TelemetryProcessor:
         if not in_sdk_work():
             try:
                 name, data = self._event(event_dict)
-                self.client._enqueue(name, data, None)
+                facts = (
+                    _envelope.from_structlog(logger, method_name, event_dict)
+                    if self.client._capture
+                    else None
+                )
+                self.client._enqueue(name, data, None, facts)
             except Exception as error:  # noqa: BLE001 - logging must not break the app
                 self.client._internal_error(error)
         if self.drop:

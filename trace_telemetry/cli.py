@@ -292,7 +292,7 @@ def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
 
-    decode = None
+    decode: Any = None
     if args.protocol == "otlp":
         from ._otlp_receive import decode_request as decode  # noqa: PLC0415
     try:

@@ -39,16 +39,29 @@ def encoding(request: Any) -> str:
     return str(request.param)
 
 
-def otlp_client(make_client: MakeClient, collector: Collector, encoding: str, **extra: Any) -> TelemetryClient:
+def otlp_client(
+    make_client: MakeClient, collector: Collector, encoding: str, **extra: Any
+) -> TelemetryClient:
     extra.setdefault("application_name", "shop")
     extra.setdefault("application_version", "1.2.3")
-    return make_client(
-        protocol="otlp", otlp_encoding=encoding, endpoint_url=collector.url, **extra
-    )
+    return make_client(protocol="otlp", otlp_encoding=encoding, endpoint_url=collector.url, **extra)
 
 
 def expected_nanos(timestamp: str) -> int:
-    seconds = calendar.timegm(tuple(int(p) for p in (timestamp[0:4], timestamp[5:7], timestamp[8:10], timestamp[11:13], timestamp[14:16], timestamp[17:19])) + (0, 0, 0))
+    seconds = calendar.timegm(
+        tuple(
+            int(p)
+            for p in (
+                timestamp[0:4],
+                timestamp[5:7],
+                timestamp[8:10],
+                timestamp[11:13],
+                timestamp[14:16],
+                timestamp[17:19],
+            )
+        )
+        + (0, 0, 0)
+    )
     return seconds * 1_000_000_000 + int(timestamp[20:26]) * 1000
 
 
@@ -123,7 +136,12 @@ class TestTrackEvents:
 
     @pytest.mark.parametrize(
         ("data", "expected"),
-        [("plain text", {"data": "plain text"}), ([1, 2], {"data": [1, 2]}), (None, {}), (7, {"data": 7})],
+        [
+            ("plain text", {"data": "plain text"}),
+            ([1, 2], {"data": [1, 2]}),
+            (None, {}),
+            (7, {"data": 7}),
+        ],
     )
     def test_data_that_is_not_a_dict_is_one_attribute(
         self, make_client: MakeClient, collector: Collector, data: Any, expected: Any
@@ -192,17 +210,26 @@ class TestResources:
             ]
             for rl in captured.request.resource_logs
         }
-        assert groups == {"billing": ["a", "c"], "search": ["b"]}  # the events' identity, not the sender's
+        assert groups == {
+            "billing": ["a", "c"],
+            "search": ["b"],
+        }  # the events' identity, not the sender's
 
     def test_resource_attributes_option_and_environment(
         self, make_client: MakeClient, collector: Collector, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=prod,team=a%20b")
+        monkeypatch.setenv(
+            "OTEL_RESOURCE_ATTRIBUTES", "deployment.environment.name=prod,team=a%20b"
+        )
         client = make_client(
             protocol="otlp",
             endpoint_url=collector.url,
             application_name="shop",
-            resource_attributes={"team": "payments", "service.name": "ignored", "zones": ["a", "b"]},
+            resource_attributes={
+                "team": "payments",
+                "service.name": "ignored",
+                "zones": ["a", "b"],
+            },
         )
         client.track("e")
         assert client.flush(10)
@@ -326,10 +353,17 @@ class TestSpans:
         if encoding == "json":
             for captured in collector.captured:
                 raw = json.loads(captured.body)
-                ids = [r.get("traceId") for rl in raw["resourceLogs"] for sl in rl["scopeLogs"] for r in sl["logRecords"]]
+                ids = [
+                    r.get("traceId")
+                    for rl in raw["resourceLogs"]
+                    for sl in rl["scopeLogs"]
+                    for r in sl["logRecords"]
+                ]
                 assert f"{context.trace_id:032x}" in ids  # hex, not base64
 
-    def test_opentelemetry_is_never_imported_by_the_sdk(self, tmp_path: Path, collector: Collector) -> None:
+    def test_opentelemetry_is_never_imported_by_the_sdk(
+        self, tmp_path: Path, collector: Collector
+    ) -> None:
         result = run_python(
             "import sys, logging\n"
             "from trace_telemetry import TelemetryClient, TelemetryOptions, TelemetryHandler\n"

@@ -65,7 +65,7 @@ class TestDefaultProtocolUnchanged:
         logger.addHandler(handler)
         logger.propagate = False
         try:
-            logger.warning("tricky ,\"_otlp\":{ text", extra={"k": {"_otlp": {"x": "}"}}})
+            logger.warning('tricky ,"_otlp":{ text', extra={"k": {"_otlp": {"x": "}"}}})
         finally:
             logger.removeHandler(handler)
         writer.track("plain", {"a": ',"_otlp":{'})
@@ -80,7 +80,9 @@ class TestDefaultProtocolUnchanged:
 
 
 class TestOtlpFailureTable:
-    def test_2xx_delivers(self, make_client: MakeClient, collector: Collector, queue_path: Path) -> None:
+    def test_2xx_delivers(
+        self, make_client: MakeClient, collector: Collector, queue_path: Path
+    ) -> None:
         client = otlp(make_client, collector)
         client.track("a")
         assert client.flush(10)
@@ -126,7 +128,9 @@ class TestOtlpFailureTable:
 
     def test_413_splits_until_it_fits(self, make_client: MakeClient, collector: Collector) -> None:
         def small_only(captured: Captured) -> Any:
-            count = sum(len(sl.log_records) for rl in captured.request.resource_logs for sl in rl.scope_logs)
+            count = sum(
+                len(sl.log_records) for rl in captured.request.resource_logs for sl in rl.scope_logs
+            )
             return (413, {}, b"{}") if count > 2 else None
 
         collector.responder = small_only
@@ -162,7 +166,12 @@ class TestOtlpFailureTable:
 
     @pytest.mark.parametrize("status", [401, 403, 404, 405, 415, 422])
     def test_other_4xx_keep_the_backlog_with_a_loud_warning(
-        self, make_client: MakeClient, collector: Collector, status: int, queue_path: Path, caplog: Any
+        self,
+        make_client: MakeClient,
+        collector: Collector,
+        status: int,
+        queue_path: Path,
+        caplog: Any,
     ) -> None:
         collector.responder = lambda captured: (status, {}, b"{}")
         client = otlp(make_client, collector, batch_size=4)
@@ -173,13 +182,19 @@ class TestOtlpFailureTable:
             assert not client.flush(10)
         assert client.queued_count == 10
         assert not Path(str(queue_path) + ".rejected").exists()
-        loud = [r for r in caplog.records if f"HTTP {status}" in r.getMessage() and "/v1/logs" in r.getMessage()]
+        loud = [
+            r
+            for r in caplog.records
+            if f"HTTP {status}" in r.getMessage() and "/v1/logs" in r.getMessage()
+        ]
         assert len(loud) == 1  # once, naming the status and what to check
         collector.responder = None
         assert client.flush(10) and len(collector.uids()) == 10
 
     def test_no_answer_keeps_everything(self, make_client: MakeClient) -> None:
-        client = make_client(protocol="otlp", endpoint_url="http://127.0.0.1:9/v1/logs", timeout_seconds=1)
+        client = make_client(
+            protocol="otlp", endpoint_url="http://127.0.0.1:9/v1/logs", timeout_seconds=1
+        )
         client.track("a")
         assert not client.flush(5)
         assert client.queued_count == 1
@@ -207,7 +222,9 @@ class TestHeadersAndCompression:
         assert headers["X-API-Key"] == "the-key"
         assert headers["X-Tenant"] == "t1"
 
-    def test_headers_work_on_the_default_protocol_too(self, make_client: MakeClient, receiver: Receiver) -> None:
+    def test_headers_work_on_the_default_protocol_too(
+        self, make_client: MakeClient, receiver: Receiver
+    ) -> None:
         client = make_client(endpoint_url=receiver.url, headers={"Authorization": "Bearer x"})
         client.track("a")
         assert client.flush(10)

@@ -80,12 +80,11 @@ def resolve(options: Any) -> Dict[str, Any]:
         from . import _otlp_proto  # noqa: PLC0415 - only when chosen
 
         _otlp_proto.load()
-    out["compression"] = _choice(
-        "compression",
-        options.compression,
-        COMPRESSIONS,
-        (_env("COMPRESSION") or "none").lower() if otlp else "none",
-    )
+    compression = (_env("COMPRESSION") or "none").lower() if otlp else "none"
+    if compression not in COMPRESSIONS:
+        msg = f"OTEL_EXPORTER_OTLP_COMPRESSION must be gzip or none, got {compression!r}"
+        raise ValueError(msg)
+    out["compression"] = _choice("compression", options.compression, COMPRESSIONS, compression)
     if out["compression"] != "none" and not otlp:
         msg = (
             f"compression={out['compression']!r} needs protocol='otlp' "
@@ -119,12 +118,16 @@ def _endpoint(value: Any, otlp: bool) -> Any:
         return value
     if not otlp:
         return ""
-    logs = os.environ.get("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "").strip()
-    if logs:
-        return logs
-    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
-    if base:
-        return base.rstrip("/") + "/v1/logs"
+    for name, suffix in (
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", ""),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "/v1/logs"),
+    ):
+        url = os.environ.get(name, "").strip()
+        if url:
+            if not url.lower().startswith(("http://", "https://")):
+                msg = f"{name} must be an http(s):// URL, got {url!r} (endpoint_url not given)"
+                raise ValueError(msg)
+            return url.rstrip("/") + suffix if suffix else url
     return DEFAULT_ENDPOINT
 
 

@@ -1,0 +1,192 @@
+"""OTLP export under faults and from the command line: SIGKILL mid-drain, ``flush``, ``serve``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Any, Iterator, List
+
+import pytest
+
+from tests.otlp_support import Collector
+
+from trace_telemetry import TelemetryClient, TelemetryHandler, TelemetryOptions
+
+from .conftest import popen_python, read_lines, run_python
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    server = Collector().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert not server.errors, server.errors
+
+
+def seed(queue: Path, count: int) -> List[str]:
+    """``count`` events through track() and the handler, written by an OTLP client."""
+    client = TelemetryClient(
+        TelemetryOptions(protocol="otlp", endpoint_url="", queue_path=str(queue))
+    )
+    logger = logging.getLogger("seed.otlp")
+    handler = TelemetryHandler(client=client)
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        for index in range(count):
+            if index % 2:
+                client.track("s", {"i": index})
+            else:
+                logger.warning("w %d", index, extra={"i": index})
+    finally:
+        logger.removeHandler(handler)
+        client.close()
+    return [event["id"] for event in read_lines(queue)]
+
+
+SENDER = r"""
+import sys
+from trace_telemetry import TelemetryClient, TelemetryOptions
+client = TelemetryClient(TelemetryOptions(queue_path=sys.argv[1], endpoint_url=sys.argv[2],
+    protocol="otlp", otlp_encoding=sys.argv[3], batch_size=20))
+print("ready", flush=True)
+client.flush(timeout=120)
+"""
+
+
+class TestKill:
+    @pytest.mark.parametrize("encoding", ["json", "protobuf"])
+    def test_sigkill_mid_drain_loses_nothing(
+        self, tmp_path: Path, collector: Collector, encoding: str
+    ) -> None:
+        queue = tmp_path / "q.ndjson"
+        ids = seed(queue, 600)
+        assert len(ids) == 600
+
+        def slow(captured: Any) -> None:
+            time.sleep(0.02)
+
+        collector.responder = slow
+        sender = popen_python(
+            SENDER, str(queue), collector.url, encoding, stdout=subprocess.PIPE, text=True
+        )
+        assert sender.stdout is not None
+        assert sender.stdout.readline().strip() == "ready"
+        deadline = time.monotonic() + 30
+        while len(collector.accepted) < 8 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(sender.pid, signal.SIGKILL)
+        sender.wait(10)
+        sent_before = len(collector.uids())
+        assert 0 < sent_before < 600  # it really died mid-drain
+        collector.responder = None
+        client = TelemetryClient(
+            TelemetryOptions(
+                queue_path=str(queue),
+                endpoint_url=collector.url,
+                protocol="otlp",
+                otlp_encoding=encoding,
+            )
+        )
+        try:
+            assert client.flush(60)
+        finally:
+            client.close()
+        received = collector.uids()
+        assert set(received) == set(ids)  # 0 lost
+        assert len(received) - 600 <= 20  # at-least-once: one batch at most again
+
+
+class TestCli:
+    def test_flush_speaks_otlp(self, tmp_path: Path, collector: Collector) -> None:
+        queue = tmp_path / "q.ndjson"
+        ids = seed(queue, 10)
+        env = dict(
+            os.environ,
+            OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=collector.url,
+            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        )
+        result = run_python(
+            "from trace_telemetry.cli import main; raise SystemExit(main())",
+            "flush",
+            str(queue),
+            "--protocol",
+            "otlp",
+            env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "sent 10 events" in result.stdout
+        assert sorted(collector.uids()) == sorted(ids)
+        assert collector.captured[0].headers["Content-Type"] == "application/x-protobuf"
+
+    def test_flush_without_endpoint_needs_otlp(self, tmp_path: Path) -> None:
+        queue = tmp_path / "q.ndjson"
+        seed(queue, 1)
+        result = run_python(
+            "from trace_telemetry.cli import main; raise SystemExit(main())", "flush", str(queue)
+        )
+        assert result.returncode == 2 and "--endpoint" in result.stderr
+
+    def test_serve_receives_otlp_json(self, tmp_path: Path) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        out = tmp_path / "received.ndjson"
+        server = popen_python(
+            "from trace_telemetry.cli import main; raise SystemExit(main())",
+            "serve",
+            "--protocol",
+            "otlp",
+            "--port",
+            str(port),
+            "--out",
+            str(out),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert server.stdout is not None
+            banner = server.stdout.readline()
+            assert f"http://127.0.0.1:{port}/v1/logs" in banner
+            queue = tmp_path / "q.ndjson"
+            ids = seed(queue, 6)
+            client = TelemetryClient(
+                TelemetryOptions(
+                    queue_path=str(queue),
+                    protocol="otlp",
+                    endpoint_url=f"http://127.0.0.1:{port}/v1/logs",
+                )
+            )
+            try:
+                assert client.flush(20)
+            finally:
+                client.close()
+            records = [json.loads(line) for line in out.read_text().splitlines()]
+            assert sorted(r["attributes"]["log.record.uid"] for r in records) == sorted(ids)
+            logs = [r for r in records if r.get("severityText") == "WARNING"]
+            assert logs and logs[0]["scope"] == "seed.otlp" and logs[0]["body"].startswith("w ")
+            protobuf = TelemetryClient(
+                TelemetryOptions(
+                    queue_path=str(tmp_path / "p.ndjson"),
+                    protocol="otlp",
+                    otlp_encoding="protobuf",
+                    endpoint_url=f"http://127.0.0.1:{port}/v1/logs",
+                )
+            )
+            try:
+                protobuf.track("x")
+                assert not protobuf.flush(5)  # 415: kept, never dead-lettered
+                assert protobuf.queued_count == 1
+            finally:
+                protobuf.close()
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.wait(10)

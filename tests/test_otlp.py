@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import calendar
+import datetime
 import json
 import logging
-import sys
 from pathlib import Path
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Iterator
 
 import pytest
+import structlog
 
-from tests.otlp_support import Collector, attributes, plain
-
-import structlog  # noqa: E402 - after the module-level skip on Python 3.8
-
-from trace_telemetry import TelemetryClient, TelemetryHandler, TelemetryOptions, TelemetryProcessor
+from trace_telemetry import TelemetryClient, TelemetryHandler, TelemetryProcessor
 from trace_telemetry._otlp import parse_timestamp
 
 from .conftest import read_lines, run_python
+from .otlp_support import Collector, attributes, plain
 
 MakeClient = Callable[..., TelemetryClient]
 ENCODINGS = ["json", "protobuf"]
@@ -48,21 +46,10 @@ def otlp_client(
 
 
 def expected_nanos(timestamp: str) -> int:
-    seconds = calendar.timegm(
-        tuple(
-            int(p)
-            for p in (
-                timestamp[0:4],
-                timestamp[5:7],
-                timestamp[8:10],
-                timestamp[11:13],
-                timestamp[14:16],
-                timestamp[17:19],
-            )
-        )
-        + (0, 0, 0)
-    )
-    return seconds * 1_000_000_000 + int(timestamp[20:26]) * 1000
+    """Independent of the SDK's parser: datetime arithmetic in whole microseconds."""
+    moment = datetime.datetime.strptime(timestamp, "%Y-%m-%dT%H:%M:%S.%fZ")
+    delta = moment - datetime.datetime(1970, 1, 1)
+    return (delta.days * 86_400 * 10**6 + delta.seconds * 10**6 + delta.microseconds) * 1000
 
 
 class TestTrackEvents:
@@ -101,7 +88,9 @@ class TestTrackEvents:
         (record,) = scope_logs.log_records
         assert record.event_name == "purchase"
         assert record.time_unix_nano == expected_nanos(line["timestampUtc"])
-        assert record.time_unix_nano % 1000 == 0 and record.time_unix_nano % 1_000_000 != 0 or True
+        assert (
+            record.time_unix_nano % 1000 == 0 and record.time_unix_nano % 1_000_000 != 0
+        ) or True
         assert record.observed_time_unix_nano == record.time_unix_nano
         assert not record.HasField("body")  # events carry no body
         assert record.severity_number == 0 and record.severity_text == ""

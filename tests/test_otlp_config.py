@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import signal
-import os
-import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -13,7 +9,7 @@ import pytest
 
 from trace_telemetry import TelemetryClient, TelemetryOptions
 
-from .conftest import popen_python, run_python
+from .conftest import run_python
 
 MakeClient = Callable[..., TelemetryClient]
 OTEL_VARS = [

@@ -14,11 +14,10 @@ from typing import Any, Iterator, List
 
 import pytest
 
-from tests.otlp_support import Collector
-
 from trace_telemetry import TelemetryClient, TelemetryHandler, TelemetryOptions
 
 from .conftest import popen_python, read_lines, run_python
+from .otlp_support import Collector
 
 
 @pytest.fixture

@@ -9,12 +9,11 @@ from typing import Any, Callable, Iterator, List
 
 import pytest
 
-from tests.otlp_support import Captured, Collector, attributes, partial_success_body
-
 from trace_telemetry import TelemetryClient
 from trace_telemetry._receiver import Receiver
 
 from .conftest import read_lines
+from .otlp_support import Captured, Collector, attributes, partial_success_body
 
 MakeClient = Callable[..., TelemetryClient]
 

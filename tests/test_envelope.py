@@ -36,10 +36,17 @@ def line_of(value: Dict[str, Any]) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
+def facts_of(ending: bytes) -> Dict[str, Any]:
+    facts: Dict[str, Any] = json.loads(b"{" + ending[1:-2] + b"}")["_otlp"]
+    return facts
+
+
 class TestValidation:
     def test_the_envelope_is_valid_only_as_an_object_beside_the_ten_keys(self) -> None:
         plain = line_of(event())
-        enveloped = _envelope.attach(plain + b"\n", {"door": "logging", "severity": 9})[:-1]
+        enveloped = _envelope.attach(
+            plain + b"\n", _envelope.suffix({"door": "logging", "severity": 9})
+        )[:-1]
         assert is_valid_event_line(plain) and is_valid_event_line(enveloped)
         assert valid_event_lines([plain, enveloped]) == [True, True]
         assert not is_valid_event_line(line_of(event(_otlp="text")))
@@ -68,7 +75,7 @@ class TestTheCut:
         original = event(data)
         plain = line_of(original)
         facts = {"door": "logging", "severity": 9, "level": level, "scope": scope}
-        enveloped = _envelope.attach(plain + b"\n", facts)[:-1]
+        enveloped = _envelope.attach(plain + b"\n", _envelope.suffix(facts))[:-1]
         assert json.loads(enveloped)["_otlp"] == facts
         body, _ = TraceTelemetryProtocol().encode_batch([plain, enveloped])
         assert json.loads(body) == [original, original]
@@ -101,8 +108,21 @@ class TestSeverity:
     def test_python_levels(self, level: int, number: int) -> None:
         assert _envelope.severity_number(level) == number
 
+    def test_handler_envelopes_are_cached_per_logger_and_level(self) -> None:
+        record = logging.makeLogRecord({"name": "a.b", "levelno": 30, "levelname": "WARNING"})
+        first = _envelope.from_record(record)
+        assert first is _envelope.from_record(record)
+        assert facts_of(first) == {
+            "door": "logging",
+            "severity": 13,
+            "level": "WARNING",
+            "scope": "a.b",
+        }
+
     def test_structlog_levels(self) -> None:
-        facts = _envelope.from_structlog(None, "exception", {"event": "x"})
+        facts = facts_of(_envelope.from_structlog(None, "exception", {"event": "x"}))
         assert (facts["severity"], facts["level"], facts["scope"]) == (17, "error", "")
-        facts = _envelope.from_structlog(None, "info", {"level": "warning", "logger": "a.b"})
+        facts = facts_of(
+            _envelope.from_structlog(None, "info", {"level": "warning", "logger": "a.b"})
+        )
         assert (facts["severity"], facts["level"], facts["scope"]) == (13, "warning", "a.b")

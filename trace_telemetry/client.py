@@ -200,12 +200,7 @@ class TelemetryClient:
         except TypeError as error:
             self._stats.drop("bad_arguments", detail=str(error))
             return
-        self._enqueue(name, data, None, self._track_facts() if self._capture else None)
-
-    def _track_facts(self) -> Optional[Dict[str, Any]]:
-        """OTLP only: the active span of a ``track()`` call, if any (docs/otlp.md)."""
-        facts = _envelope.span_facts({"door": "track"})
-        return facts if "traceId" in facts else None
+        self._enqueue(name, data, None, _envelope.from_track() if self._capture else None)
 
     def track_exception(
         self, exc: BaseException, event_name: str = "exception", extra_data: Any = None
@@ -220,21 +215,21 @@ class TelemetryClient:
         except Exception as error:  # noqa: BLE001
             self._internal_error(error)
             return
-        self._enqueue(event_name, data, None, self._track_facts() if self._capture else None)
+        self._enqueue(event_name, data, None, _envelope.from_track() if self._capture else None)
 
     def _enqueue(
         self,
         name: Any,
         data: Any,
         created: Optional[float],
-        facts: Optional[Dict[str, Any]] = None,
+        facts: Optional[bytes] = None,
     ) -> bool:
         """Build, scrub, serialize and append one event. Never raises.
 
         Shared by ``track``, the logging handler and the structlog processor.
         The common case (no ``before_send``, plain JSON, under
         ``max_event_bytes``) costs one encode and one append. ``facts`` is
-        the OTLP envelope (docs/otlp.md), given only by OTLP clients.
+        the OTLP envelope's bytes (docs/otlp.md), given only by OTLP clients.
         """
         try:
             if self._pid != _getpid():
@@ -257,7 +252,7 @@ class TelemetryClient:
         name: Any,
         data: Any,
         created: Optional[float],
-        facts: Optional[Dict[str, Any]] = None,
+        facts: Optional[bytes] = None,
     ) -> bool:
         """``before_send``, values to repair, events to shrink."""
         event = self._event(new_event_id(), name, format_timestamp(created), data)
@@ -409,7 +404,7 @@ def _event_name(name: Any) -> str:
 
 
 def _record_nothing(
-    name: Any, data: Any, created: Optional[float], facts: Optional[Dict[str, Any]] = None
+    name: Any, data: Any, created: Optional[float], facts: Optional[bytes] = None
 ) -> bool:
     return False
 

@@ -199,9 +199,10 @@ def _hex(value: Any, digits: int) -> str:
 
 def value_of(value: Any, depth: int) -> Any:
     """A JSON value as an attribute value: big ints as strings, deep values as JSON text."""
-    if value is None or isinstance(value, (bool, str, float)):
+    kind = type(value)
+    if kind is str or kind is float or kind is bool or value is None:
         return value
-    if isinstance(value, int):
+    if kind is int:
         return value if INT64_MIN <= value <= INT64_MAX else str(value)
     if depth >= MAX_NESTING:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -20,6 +20,9 @@ CONTENT_TYPE = "application/json"
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
 
 
+_SCALAR_KEYS = {str: "stringValue", bool: "boolValue", float: "doubleValue"}
+
+
 def encode_request(groups: List[ResourceGroup]) -> bytes:
     """The JSON body for ``groups``."""
     return _dumps({"resourceLogs": [_resource_logs(group) for group in groups]}).encode("utf-8")
@@ -63,18 +66,15 @@ def _attributes(attributes: Attributes) -> List[Dict[str, Any]]:
     return [{"key": key, "value": any_value(value)} for key, value in attributes]
 
 
-def any_value(value: Any) -> Dict[str, Any]:  # noqa: PLR0911
+def any_value(value: Any) -> Dict[str, Any]:
     """An ``AnyValue``: ``None`` is the empty value ``{}``."""
+    key = _SCALAR_KEYS.get(type(value))
+    if key is not None:
+        return {key: value}
     if value is None:
         return {}
-    if isinstance(value, bool):
-        return {"boolValue": value}
-    if isinstance(value, int):
+    if type(value) is int:
         return {"intValue": str(value)}
-    if isinstance(value, float):
-        return {"doubleValue": value}
-    if isinstance(value, str):
-        return {"stringValue": value}
     if isinstance(value, list):
         return {"arrayValue": {"values": [any_value(item) for item in value]}}
     if isinstance(value, dict):

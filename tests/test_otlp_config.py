@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -12,6 +13,10 @@ from trace_telemetry import TelemetryClient, TelemetryOptions
 from .conftest import run_python
 
 MakeClient = Callable[..., TelemetryClient]
+needs_proto = pytest.mark.skipif(
+    sys.version_info < (3, 9),
+    reason="opentelemetry-proto with LogRecord.event_name (>= 1.35) needs Python >= 3.9",
+)
 OTEL_VARS = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
@@ -72,6 +77,7 @@ class TestEnvironment:
         options = TelemetryOptions(protocol="otlp", endpoint_url="", timeout_seconds=10)
         assert options.endpoint_url == "" and options.timeout_seconds == 10
 
+    @needs_proto
     def test_headers_protocol_compression_timeout(self, clean_env: pytest.MonkeyPatch) -> None:
         clean_env.setenv("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20abc , X-Tenant=t1")
         clean_env.setenv("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf")
@@ -145,6 +151,7 @@ class TestOptionErrors:
             TelemetryOptions(headers={"Authorization": "Bearer secret\n"})
         assert "secret" not in str(info.value)
 
+    @needs_proto
     def test_protobuf_is_imported_only_when_chosen(self, tmp_path: Path) -> None:
         result = run_python(
             "import sys\n"

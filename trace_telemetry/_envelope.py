@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -34,6 +35,7 @@ __all__ = [
 ]
 
 ENVELOPE_KEY = "_otlp"
+_SECOND_LAST = operator.itemgetter(-2)
 _MARKER = b',"_otlp":{'
 #: Longest logger name or level text kept in the envelope.
 _MAX_TEXT = 256
@@ -177,6 +179,6 @@ def strip_lines(lines: List[bytes], body: bytes) -> bytes:
     The common case (no envelope in the batch) costs one look at the
     second-to-last byte of each line: a contract line ends in ``""}``.
     """
-    if not any(line[-2] == 0x7D for line in lines):  # no line ends in "}}"
+    if 0x7D not in bytes(map(_SECOND_LAST, lines)):  # no line ends in "}}"
         return body
     return b"[" + b",".join(split(line)[0] for line in lines) + b"]"

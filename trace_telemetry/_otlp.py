@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import operator
 from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
 
 from ._envelope import ENVELOPE_KEY
@@ -53,6 +54,9 @@ class ResourceGroup(NamedTuple):
 
 
 _IDENTITY = ("applicationName", "applicationVersion", "machineName", "osDescription", "ipAddress")
+#: Validated lines always hold the ten keys: one C call reads the five.
+_identity_of = operator.itemgetter(*_IDENTITY)
+_PLAIN = frozenset({str, float, bool, type(None)})
 _EXCEPTION_KEYS = (
     ("exceptionType", "exception.type"),
     ("message", "exception.message"),
@@ -80,7 +84,7 @@ def map_lines(lines: Sequence[bytes], resource_attributes: Attributes) -> List[R
     resources: Dict[Tuple[Any, ...], Tuple[ResourceGroup, Dict[str, ScopeGroup]]] = {}
     result: List[ResourceGroup] = []
     for event in events:
-        identity = tuple(event.get(key) for key in _IDENTITY)
+        identity = _identity_of(event)
         entry = resources.get(identity)
         if entry is None:
             group = ResourceGroup(_resource(identity, resource_attributes), [])
@@ -162,7 +166,10 @@ def map_event(event: Dict[str, Any]) -> Tuple[str, LogRecordData]:  # noqa: PLR0
             for source, target in _EXCEPTION_KEYS:
                 if source in fields:
                     attributes.append((target, value_of(fields.pop(source), 0)))
-        attributes.extend((key, value_of(value, 0)) for key, value in fields.items())
+        attributes.extend(
+            (key, value) if type(value) in _PLAIN else (key, value_of(value, 0))
+            for key, value in fields.items()
+        )
     elif data is not None:
         attributes.append(("data", value_of(data, 0)))
     record = LogRecordData(

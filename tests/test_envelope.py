@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from typing import Any, Dict
 
 import pytest
@@ -108,7 +109,10 @@ class TestSeverity:
     def test_python_levels(self, level: int, number: int) -> None:
         assert _envelope.severity_number(level) == number
 
-    def test_handler_envelopes_are_cached_per_logger_and_level(self) -> None:
+    def test_handler_envelopes_are_cached_per_logger_and_level(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delitem(sys.modules, "opentelemetry.trace", raising=False)  # no span possible
         record = logging.makeLogRecord({"name": "a.b", "levelno": 30, "levelname": "WARNING"})
         first = _envelope.from_record(record)
         assert first is _envelope.from_record(record)

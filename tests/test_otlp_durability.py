@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any, Iterator, List
@@ -17,7 +18,7 @@ import pytest
 from trace_telemetry import TelemetryClient, TelemetryHandler, TelemetryOptions
 
 from .conftest import popen_python, read_lines, run_python
-from .otlp_support import Collector
+from .otlp_support import Collector, attributes, plain
 
 
 @pytest.fixture
@@ -189,3 +190,89 @@ class TestCli:
         finally:
             server.send_signal(signal.SIGINT)
             server.wait(10)
+
+
+APP = r"""
+import logging
+log = logging.getLogger("shop.web")
+
+def app(environ, start_response):
+    log.warning("served %s", environ["PATH_INFO"], extra={"path": environ["PATH_INFO"]})
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+"""
+
+GUNICORN_CONF = r"""
+import os
+workers = 2
+bind = "127.0.0.1:{port}"
+logconfig_dict = {{
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {{"telemetry": {{
+        "class": "trace_telemetry.TelemetryHandler",
+        "protocol": "otlp",
+        "queue_path": {queue!r},
+        "flush_interval_seconds": 1,
+    }}}},
+    "root": {{"level": "INFO", "handlers": []}},  # gunicorn's default root names its own handler
+    "loggers": {{"shop.web": {{"handlers": ["telemetry"], "level": "INFO", "propagate": False}}}},
+}}
+"""
+
+
+class TestGunicorn:
+    def test_gunicorn_workers_export_over_otlp(self, tmp_path: Path, collector: Collector) -> None:
+        import requests
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        queue = tmp_path / "q.ndjson"
+        (tmp_path / "webapp.py").write_text(APP)
+        (tmp_path / "gunicorn.conf.py").write_text(
+            GUNICORN_CONF.format(port=port, queue=str(queue))
+        )
+        env = dict(
+            os.environ,
+            OTEL_EXPORTER_OTLP_ENDPOINT=collector.url[: -len("/v1/logs")],
+            OTEL_SERVICE_NAME="shop-web",
+            PYTHONPATH=str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        )
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "webapp:app"],
+            cwd=str(tmp_path),
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    requests.get(f"http://127.0.0.1:{port}/ping", timeout=2)
+                    break
+                except requests.ConnectionError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        server.kill()
+                        raise AssertionError(server.communicate()[1].decode()[-2000:]) from None
+                    time.sleep(0.2)
+            for index in range(40):
+                assert (
+                    requests.get(f"http://127.0.0.1:{port}/r{index}", timeout=5).status_code == 200
+                )
+            deadline = time.monotonic() + 30
+            while len(collector.records()) < 41 and time.monotonic() < deadline:
+                time.sleep(0.2)  # the workers' background senders deliver
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+        records = collector.records()
+        paths = sorted(attributes(record)["path"] for record in records)
+        assert paths == sorted(["/ping"] + [f"/r{index}" for index in range(40)])
+        assert {plain(record.body) for record in records} == {f"served {path}" for path in paths}
+        assert all(record.severity_number == 13 for record in records)
+        for captured in collector.captured:
+            for resource_logs in captured.request.resource_logs:
+                assert attributes(resource_logs.resource)["service.name"] == "shop-web"
+                assert [s.scope.name for s in resource_logs.scope_logs] == ["shop.web"]

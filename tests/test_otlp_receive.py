@@ -13,6 +13,8 @@ from trace_telemetry import TelemetryClient, TelemetryHandler
 from trace_telemetry._otlp_receive import decode_request
 from trace_telemetry._receiver import Receiver
 
+from .conftest import run_python
+
 MakeClient = Callable[..., TelemetryClient]
 
 
@@ -88,3 +90,16 @@ def test_the_default_receiver_is_unchanged(
     assert client.flush(10)
     assert receiver.events[0]["name"] == "a"
     assert receiver.requests[0].status == 200
+
+
+def test_the_demo_speaks_otlp() -> None:
+    result = run_python(
+        "from trace_telemetry.cli import main; raise SystemExit(main())",
+        "demo",
+        "--protocol",
+        "otlp",
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "/v1/logs" in result.stdout
+    assert "[ERROR] demo.shop: could not compute the discount for A-1001" in result.stdout
+    assert "OK: every event arrived." in result.stdout

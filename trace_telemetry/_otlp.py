@@ -152,7 +152,7 @@ def map_event(event: Dict[str, Any]) -> Tuple[str, LogRecordData]:  # noqa: PLR0
             if key in fields and fields[key] == mapped:
                 del fields[key]
         event_name = ""
-        scope_name = scope if isinstance(scope, str) and scope else EVENT_SCOPE
+        scope_name = scope if isinstance(scope, str) else ""
         severity = facts.get("severity")
         severity_number = severity if type(severity) is int and 0 <= severity <= 24 else 0
         severity_text = level if isinstance(level, str) else ""

@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
         "what arrived. Exits 0 only if every event arrived.",
     )
     demo.add_argument("--keep", metavar="DIR", help="keep the demo's queue files in DIR")
+    demo.add_argument(
+        "--protocol",
+        choices=("tracetelemetry", "otlp"),
+        default="tracetelemetry",
+        help="send with the contract or as OTLP/JSON (default %(default)s)",
+    )
     demo.set_defaults(handler=_demo)
 
     serve = commands.add_parser(
@@ -321,7 +327,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo  # noqa: PLC0415
 
-    return run_demo(sys.stdout, keep=args.keep)
+    return run_demo(sys.stdout, keep=args.keep, protocol=args.protocol)
 
 
 # -- output helpers ----------------------------------------------------------------------

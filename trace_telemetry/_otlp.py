@@ -9,7 +9,6 @@ int64; larger ones are already strings), ``float``, ``list``, ``dict`` and
 
 from __future__ import annotations
 
-import calendar
 import json
 import operator
 from typing import Any, Dict, List, NamedTuple, Sequence, Tuple
@@ -239,6 +238,8 @@ def parse_timestamp(text: Any) -> int:
             parts = (head[0:4], head[5:7], head[8:10], head[11:13], head[14:16], head[17:19])
             if not all(part.isdigit() for part in parts):
                 return 0
+            import calendar  # noqa: PLC0415 - once per new second; costly to import
+
             seconds = calendar.timegm((*(int(part) for part in parts), 0, 0, 0))
         except (ValueError, OverflowError, IndexError):
             return 0

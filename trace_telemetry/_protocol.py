@@ -12,10 +12,9 @@ calls for (docs/delivery.md and docs/otlp.md "Failure table"):
 
 from __future__ import annotations
 
-import gzip
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from . import _envelope, _otlp, _otlp_json
+from . import _envelope
 from ._stats import Stats
 from ._transport import Response
 
@@ -66,6 +65,11 @@ class OtlpProtocol:
         resource_attributes: Sequence[Tuple[str, Any]] = (),
         compression: str = "none",
     ) -> None:
+        # Imported here: a client on the default protocol never loads them.
+        from . import _otlp, _otlp_json  # noqa: PLC0415
+
+        self._map = _otlp.map_lines
+        self._json = _otlp_json
         self.encoding = encoding
         self.resource_attributes = list(resource_attributes)
         self.compression = compression
@@ -83,12 +87,14 @@ class OtlpProtocol:
 
     def encode_batch(self, lines: List[bytes]) -> Tuple[bytes, str]:
         """One ``ExportLogsServiceRequest`` for the lines."""
-        groups = _otlp.map_lines(lines, self.resource_attributes)
+        groups = self._map(lines, self.resource_attributes)
         if self._proto is not None:
             body: bytes = self._proto.encode_request(groups)
         else:
-            body = _otlp_json.encode_request(groups)
+            body = self._json.encode_request(groups)
         if self.compression == "gzip":
+            import gzip  # noqa: PLC0415 - only when chosen
+
             body = gzip.compress(body, compresslevel=6)
         return body, self.content_type
 
@@ -118,7 +124,7 @@ class OtlpProtocol:
         if self._proto is not None and not body.lstrip().startswith(b"{"):
             partial = self._proto.partial_success(body)
         else:
-            partial = _otlp_json.partial_success(body)
+            partial = self._json.partial_success(body)
         if partial is None:
             return
         rejected, message = partial

@@ -162,3 +162,14 @@ class TestOptionErrors:
             "assert 'opentelemetry.proto.logs.v1.logs_pb2' in sys.modules\n"
         )
         assert result.returncode == 0, result.stderr
+
+
+def test_options_stay_hashable_and_comparable() -> None:
+    first = TelemetryOptions(protocol="otlp", headers={"A": "b"}, resource_attributes={"z": [1, 2]})
+    second = TelemetryOptions(
+        protocol="otlp", headers={"A": "b"}, resource_attributes={"z": [1, 2]}
+    )
+    assert first == second and hash(first) == hash(second)
+    assert hash(TelemetryOptions()) == hash(TelemetryOptions())
+    with pytest.raises(TypeError):
+        first.headers["A"] = "c"  # type: ignore[index]

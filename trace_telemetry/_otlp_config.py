@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import os
 import urllib.parse
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Iterator, Mapping, Optional
 
 __all__ = [
     "DEFAULT_ENDPOINT",
@@ -45,6 +45,35 @@ class _UnsetNumber(float):
     """A default number that remembers it was not given."""
 
     __slots__ = ()
+
+
+class FrozenMap(Mapping[str, Any]):
+    """A read-only, hashable mapping: options stay frozen and hashable."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Any]) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(
+            tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in self._items.items())
+        )
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and self._items == dict(other)
+
+    def __repr__(self) -> str:
+        return repr(self._items)
 
 
 UNSET_URL: Any = _UnsetText("")
@@ -95,7 +124,7 @@ def resolve(options: Any) -> Dict[str, Any]:
     if headers is None:
         text = _env("HEADERS") if otlp else None
         headers = _parse_pairs(text, "OTEL_EXPORTER_OTLP_HEADERS") if text else {}
-    out["headers"] = check_headers(headers)
+    out["headers"] = FrozenMap(check_headers(headers))
     resource: Dict[str, Any] = {}
     if otlp:
         text = os.environ.get("OTEL_RESOURCE_ATTRIBUTES", "").strip()
@@ -103,7 +132,7 @@ def resolve(options: Any) -> Dict[str, Any]:
             resource.update(_parse_pairs(text, "OTEL_RESOURCE_ATTRIBUTES"))
     if options.resource_attributes is not None:
         resource.update(check_resource_attributes(options.resource_attributes))
-    out["resource_attributes"] = resource
+    out["resource_attributes"] = FrozenMap(resource)
     name = options.application_name
     if otlp and isinstance(name, str) and not name.strip():
         service = os.environ.get("OTEL_SERVICE_NAME", "").strip()

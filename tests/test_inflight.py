@@ -431,3 +431,26 @@ class TestGzip:
         track(client, 1)
         assert client.flush(timeout=5)
         assert "Content-Encoding" not in server.requests[-1].headers
+
+
+class TestHeadersOnEverySlot:
+    def test_the_headers_option_reaches_every_slots_transport(
+        self, make_client: MakeClient, server: Receiver, slow: SlowServer
+    ) -> None:
+        slow.delay = 0.1  # requests overlap: several slots, each its own transport
+        client = make_client(
+            endpoint_url=server.url,
+            headers={"Authorization": "Bearer x", "X-Tenant": "t1"},
+            batch_size=5,
+            max_in_flight=4,
+        )
+        track(client, 40)
+        assert client.flush(timeout=10)
+        assert slow.most > 1 and len(client._senders._slots) > 1
+        assert len(server.requests) == 8
+        for request in server.requests:
+            assert (request.headers["Authorization"], request.headers["X-Tenant"]) == (
+                "Bearer x",
+                "t1",
+            )
+        assert list(range(40)) == sorted(data(server))

@@ -45,3 +45,29 @@ class TestValidation:
         assert [True, True] == valid_event_lines(good)
         assert [True, False, True] == valid_event_lines([good[0], b"1,2", good[1]])
         assert [False, True] == valid_event_lines([None, good[0]])
+
+
+class TestSalvageWithTheOtlpEnvelope:
+    def test_a_salvaged_event_may_end_with_the_envelope(
+        self, make_client: MakeClient, queue_path: Path
+    ) -> None:
+        import logging
+
+        from trace_telemetry import TelemetryHandler
+        from trace_telemetry._validate import salvage
+
+        client = make_client(protocol="otlp", endpoint_url="")
+        logger = logging.getLogger("salvage.otlp")
+        handler = TelemetryHandler(client=client)
+        logger.addHandler(handler)
+        logger.propagate = False
+        try:
+            logger.warning("hello %s", "there")
+        finally:
+            logger.removeHandler(handler)
+        line = queue_path.read_bytes().rstrip(b"\n")
+        assert line.endswith(b"}}") and b'"_otlp":{' in line
+        torn = b'{"id":"0f0e0d0c-torn","name":"half'
+        assert not is_valid_event_line(torn + line)
+        assert salvage(torn + line) == len(torn)
+        assert is_valid_event_line(line)

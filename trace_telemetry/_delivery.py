@@ -11,6 +11,9 @@ Per answer (see ``docs/delivery.md``, "The failure policy"):
   ``Retry-After`` up to ``max_backoff_seconds``.
 
 No event leaves the queue without a 2xx or a write to the dead-letter file.
+The wire protocol (``_protocol.py``) builds each body and classifies each
+answer as done, split or retry; the table above is the default protocol's,
+OTLP's is in docs/otlp.md ("Failure table").
 
 Up to ``max_in_flight`` batches are in flight at once (a window); answers
 are settled, and batches committed, in queue order. A split or a failure
@@ -30,13 +33,13 @@ from typing import Callable, Deque, List, NamedTuple, Optional, Tuple
 from ._consume import QueueSession
 from ._guard import sdk_work
 from ._inflight import Job, SenderPool
+from ._protocol import DONE, SPLIT, TraceTelemetryProtocol, WireProtocol, json_array
 from ._queue import FileQueue
 from ._stats import Stats
 from ._transport import Response
 
 __all__ = ["Delivery", "json_array"]
 
-_SPLIT_STATUSES = frozenset({400, 413, 422})
 _AUTH_STATUSES = frozenset({401, 403})
 _OVERLOAD_STATUSES = frozenset({429, 503})
 #: How often a drain waiting on the network looks at ``cancel``.
@@ -46,11 +49,6 @@ _NOTHING_TO_SEND = Response(204)
 Batch = List[Tuple[bytes, int]]
 #: Builds a request body from event lines (the protocol's one encoder).
 BodyBuilder = Callable[[List[bytes]], bytes]
-
-
-def json_array(lines: List[bytes]) -> bytes:
-    """The contract's body: the event lines as one JSON array."""
-    return b"[" + b",".join(lines) + b"]"
 
 
 class _Flight(NamedTuple):
@@ -83,8 +81,10 @@ class Delivery:
         timeout: float,
         max_backoff: float,
         enabled: bool,
-        build_body: BodyBuilder = json_array,
+        protocol: Optional[WireProtocol] = None,
     ) -> None:
+        #: The wire protocol (docs/otlp.md): builds bodies, classifies answers.
+        self.protocol: WireProtocol = protocol or TraceTelemetryProtocol()
         self.queue = queue
         self.pool = pool
         self.stats = stats
@@ -93,7 +93,7 @@ class Delivery:
         self.timeout = timeout
         self.max_backoff = max(max_backoff, interval)
         self.enabled = enabled
-        self.build_body = build_body
+        self.build_body: BodyBuilder = self.protocol.encode
         self.failures = 0
         self.next_attempt = 0.0
         #: The window: requests allowed in flight (halved on 429/503).
@@ -295,12 +295,13 @@ class _Drain:
     def _settle(self, flight: _Flight) -> bool:
         """Commit a 2xx, split a refusal, back off on anything else; False to stop."""
         delivery, answer = self.delivery, flight.answer()
-        if 200 <= answer.status < 300:
+        action = delivery.protocol.classify(answer, delivery.stats)
+        if action == DONE:
             self._commit(flight.batch)
             if flight.job is not None:
                 delivery._succeeded()
             return True
-        if answer.status not in _SPLIT_STATUSES:
+        if action != SPLIT:
             delivery._failed(answer)  # one backoff for the whole window
             self._wait_all()
             return False
@@ -325,7 +326,7 @@ class _Drain:
         return True
 
     def _split(self, batch: Batch, answer: Response) -> bool:
-        """Halve ``batch`` alone until the refused events are isolated."""
+        """Halve ``batch`` alone until the refused events are isolated (``answer``: a split)."""
         delivery = self.delivery
         spans: List[Tuple[int, int]] = []
         first: Optional[Response] = answer
@@ -335,7 +336,7 @@ class _Drain:
             part = batch[low:high]
             lines = [line for line, _ in part if line]
             if first is not None:
-                reply, first = first, None
+                reply, first, action = first, None, SPLIT
             elif not lines:  # only lines set aside as corrupt
                 self._commit(part)
                 continue
@@ -344,10 +345,11 @@ class _Drain:
                 if sent is None:
                     return False
                 reply = sent
-            if 200 <= reply.status < 300:
+                action = delivery.protocol.classify(reply, delivery.stats)
+            if action == DONE:
                 self._commit(part)
                 delivery._succeeded()
-            elif reply.status not in _SPLIT_STATUSES:
+            elif action != SPLIT:
                 delivery._failed(reply)
                 return False
             elif len(lines) == 1 and high - low == 1:

@@ -30,18 +30,25 @@ class _Recorder:
         return event
 
 
-def run_demo(out: TextIO, keep: Optional[str] = None) -> int:
-    """Run the demo, print what arrived; 0 only if every queued event arrived."""
+def run_demo(out: TextIO, keep: Optional[str] = None, protocol: str = "tracetelemetry") -> int:
+    """Run the demo, print what arrived; 0 only if every queued event arrived.
+
+    With ``protocol="otlp"`` the receiver takes OTLP/JSON (docs/otlp.md) and
+    the table shows each log record's severity, scope and body.
+    """
     from ._receiver import Receiver  # noqa: PLC0415
 
     folder = keep or tempfile.mkdtemp(prefix="trace-telemetry-demo-")
     os.makedirs(folder, exist_ok=True)
     recorder = _Recorder()
+    otlp = protocol == "otlp"
     try:
-        with Receiver(api_key=_API_KEY) as receiver:
-            out.write(f"receiver listening on {receiver.url}\nqueue in {folder}\n\n")
+        with Receiver(api_key=_API_KEY, decode=_decode_otlp if otlp else None) as receiver:
+            url = receiver.url.replace("/telemetry", "/v1/logs") if otlp else receiver.url
+            out.write(f"receiver listening on {url}\nqueue in {folder}\n\n")
             options: Dict[str, Any] = {
-                "endpoint_url": receiver.url,
+                "endpoint_url": url,
+                "protocol": protocol,
                 "api_key": _API_KEY,
                 "queue_path": os.path.join(folder, "telemetry-queue.ndjson"),
                 "application_name": "trace-telemetry-demo",
@@ -55,6 +62,28 @@ def run_demo(out: TextIO, keep: Optional[str] = None) -> int:
         if keep is None:
             shutil.rmtree(folder, ignore_errors=True)
     return _report(out, receiver, recorder)
+
+
+def _decode_otlp(body: bytes) -> List[Dict[str, Any]]:
+    """OTLP/JSON log records in the table's shape (id, name, timestampUtc, data)."""
+    from ._event import format_timestamp  # noqa: PLC0415
+    from ._otlp_receive import decode_request  # noqa: PLC0415
+
+    events = []
+    for record in decode_request(body):
+        data = dict(record.get("attributes") or {})
+        name = record.get("eventName") or (
+            f"[{record.get('severityText', '')}] {record.get('scope', '')}: {record.get('body')}"
+        )
+        events.append(
+            {
+                "id": str(data.pop("log.record.uid", "")),
+                "name": name,
+                "timestampUtc": format_timestamp(int(record.get("timeUnixNano") or 0) / 1e9),
+                "data": data,
+            }
+        )
+    return events
 
 
 def _send_through_three_doors(options: Dict[str, Any], recorder: _Recorder, receiver: Any) -> None:

@@ -37,6 +37,8 @@ class Receiver(ThreadingHTTPServer):
         on_batch: called with each accepted request (the CLI prints a line).
         on_refused: called with ``(path, status, reason)`` for each request
             answered with something other than a 2xx.
+        decode: turns a body into records instead of the contract's array
+            (``serve --protocol otlp``); a ValueError answers 400.
     """
 
     daemon_threads = True
@@ -51,8 +53,12 @@ class Receiver(ThreadingHTTPServer):
         on_batch: Optional[Callable[[ReceivedRequest], None]] = None,
         *,
         on_refused: Optional[Callable[[str, int, str], None]] = None,
+        decode: Optional[Callable[[bytes], List[Dict[str, Any]]]] = None,
     ) -> None:
         super().__init__((host, port), _Handler)
+        #: OTLP/JSON mode (docs/otlp.md): bodies are decoded by ``decode``
+        #: (gzip allowed) and answered with an empty ExportLogsServiceResponse.
+        self.decode = decode
         self.api_key = api_key
         self.responder = responder
         self.on_batch = on_batch
@@ -117,14 +123,19 @@ class _Handler(BaseHTTPRequestHandler):
             self._refuse(401, "invalid api key")
             self._answer(401, {}, b'{"error":"invalid api key"}')
             return
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if server.decode is not None and content_type != "application/json":
+            self._refuse(415, "this receiver takes OTLP/JSON only")
+            self._answer(415, {}, b'{"error":"this receiver takes OTLP/JSON only"}')
+            return
         try:
+            plain = body
             if self.headers.get("Content-Encoding", "").lower() == "gzip":
-                events = json.loads(gzip.decompress(body))
-            else:
-                events = json.loads(body)
+                plain = gzip.decompress(body)
+            events = server.decode(plain) if server.decode is not None else json.loads(plain)
             if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
                 raise ValueError("not an array of objects")
-        except (ValueError, OSError, EOFError):  # bad JSON, bad gzip
+        except (ValueError, OSError, EOFError, RecursionError):  # bad JSON, bad gzip
             self._refuse(400, "body must be a JSON array of events")
             self._answer(400, {}, b'{"error":"body must be a JSON array of events"}')
             return
@@ -142,9 +153,8 @@ class _Handler(BaseHTTPRequestHandler):
             server.on_batch(record)
         elif status >= 300:
             self._refuse(status, f"{len(events)} events not accepted")
-        self._answer(
-            status, extra_headers, b'{"accepted":%d}' % len(events) if status < 300 else b"{}"
-        )
+        accepted = b"{}" if server.decode is not None else b'{"accepted":%d}' % len(events)
+        self._answer(status, extra_headers, accepted if status < 300 else b"{}")
 
     def _refuse(self, status: int, reason: str) -> None:
         if self.server.on_refused is not None:

@@ -10,7 +10,7 @@ import contextlib
 import datetime
 import gzip
 import time
-from typing import TYPE_CHECKING, Callable, Dict, NamedTuple, Optional
+from typing import TYPE_CHECKING, Callable, Dict, Mapping, NamedTuple, Optional
 
 from ._imports import SENDER_MODULES, load, load_all
 from ._version import __version__
@@ -31,6 +31,8 @@ class Response(NamedTuple):
     status: int
     retry_after: Optional[float] = None
     error: str = ""
+    #: The answer's body (OTLP reads ``partialSuccess`` from it).
+    body: bytes = b""
 
 
 class HttpTransport:
@@ -45,6 +47,8 @@ class HttpTransport:
         compression: ``"gzip"`` compresses each body (``Content-Encoding:
             gzip``); ``""`` sends it as is.
         on_gzip_refused: called when a 415 turned compression off.
+        headers: the user's extra headers (``headers`` option).
+        protocol_headers: the wire protocol's own (its ``Content-Type``).
     """
 
     def __init__(
@@ -54,14 +58,24 @@ class HttpTransport:
         connect_timeout: float,
         compression: str = "",
         on_gzip_refused: Optional[Callable[[], None]] = None,
+        *,
+        headers: Optional[Mapping[str, str]] = None,
+        protocol_headers: Optional[Mapping[str, str]] = None,
     ) -> None:
         self.url = url
+        # Precedence (docs/otlp.md "Headers"): the user's ``headers``, then
+        # ``api_key`` as X-API-Key, then the protocol's Content-Type, then
+        # ``Content-Encoding`` for the one gzip of both protocols.
         self._headers = {
             "Content-Type": "application/json; charset=utf-8",
             "User-Agent": USER_AGENT,
         }
+        self._headers.update(headers or {})
         if api_key:
+            for name in [name for name in self._headers if name.lower() == "x-api-key"]:
+                del self._headers[name]
             self._headers["X-API-Key"] = api_key
+        self._headers.update(protocol_headers or {})
         self._gzip = compression == "gzip"
         if self._gzip:
             self._headers["Content-Encoding"] = "gzip"
@@ -108,12 +122,12 @@ class HttpTransport:
             verify=True,
         )
         try:
-            answer.content  # noqa: B018 - read it so the connection is reused
+            content = answer.content  # read it so the connection is reused
         finally:
             answer.close()
         retry_after = parse_retry_after(answer.headers.get("Retry-After"))
         reason = "" if answer.ok else f"HTTP {answer.status_code} {answer.reason}"
-        return Response(answer.status_code, retry_after, reason)
+        return Response(answer.status_code, retry_after, reason, content or b"")
 
     def close(self) -> None:
         session, self._session = self._session, None

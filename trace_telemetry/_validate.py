@@ -1,15 +1,17 @@
 """What counts as a valid event line in the queue (``docs/contract.md``, strictly).
 
 A line must be strict JSON (no ``NaN``, valid UTF-8, no lone surrogates) for an
-object with exactly the ten contract keys. Anything else is set aside in the
+object with exactly the ten contract keys (plus, from an OTLP client, the
+private ``_otlp`` envelope: docs/otlp.md). Anything else is set aside in the
 ``.corrupt`` file rather than sent, so the server never rejects a batch for it.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
+from ._envelope import ENVELOPE_KEY
 from ._event import EVENT_KEYS
 
 __all__ = ["is_valid_event_line", "salvage", "valid_event_lines"]
@@ -28,10 +30,19 @@ _decode = json.JSONDecoder(parse_constant=_reject_constant).decode
 def _is_event(event: Any) -> bool:
     return (
         isinstance(event, dict)
-        and event.keys() == _EVENT_KEY_SET
+        and (event.keys() == _EVENT_KEY_SET or _has_envelope(event))
         and isinstance(event["id"], str)
         and isinstance(event["name"], str)
         and isinstance(event["timestampUtc"], str)
+    )
+
+
+def _has_envelope(event: Dict[str, Any]) -> bool:
+    """The ten keys plus the OTLP envelope, an object (docs/otlp.md)."""
+    return (
+        len(event) == len(_EVENT_KEY_SET) + 1
+        and isinstance(event.get(ENVELOPE_KEY), dict)
+        and event.keys() - {ENVELOPE_KEY} == _EVENT_KEY_SET
     )
 
 

@@ -15,9 +15,7 @@ import json
 import logging
 import os
 import sys
-import threading
-import time
-from typing import Any, Dict, Optional, Sequence, TextIO, Tuple
+from typing import Any, Optional, Sequence, TextIO
 
 from ._table import preview, print_table, size
 from ._version import __version__
@@ -72,6 +70,12 @@ def _parser() -> argparse.ArgumentParser:
         "what arrived. Exits 0 only if every event arrived.",
     )
     demo.add_argument("--keep", metavar="DIR", help="keep the demo's queue files in DIR")
+    demo.add_argument(
+        "--protocol",
+        choices=("tracetelemetry", "otlp"),
+        default="tracetelemetry",
+        help="send with the contract or as OTLP/JSON (default %(default)s)",
+    )
     demo.set_defaults(handler=_demo)
 
     serve = commands.add_parser(
@@ -94,6 +98,12 @@ def _parser() -> argparse.ArgumentParser:
         help="answer every valid request with this HTTP status, to play a failing "
         "server (e.g. 503, 400); events are stored only for a 2xx (default %(default)s)",
     )
+    serve.add_argument(
+        "--protocol",
+        choices=("tracetelemetry", "otlp"),
+        default="tracetelemetry",
+        help="tracetelemetry (the contract, at /telemetry) or otlp (OTLP/JSON at /v1/logs)",
+    )
     serve.set_defaults(handler=_serve)
 
     status = commands.add_parser("status", help="summarize a queue file")
@@ -114,7 +124,24 @@ def _parser() -> argparse.ArgumentParser:
         "TRACE_TELEMETRY_API_KEY instead of --api-key (keeps it out of the process list).",
     )
     flush.add_argument("queue", help="the queue file (queue_path)")
-    flush.add_argument("--endpoint", required=True, help="the URL to POST batches to")
+    flush.add_argument(
+        "--endpoint",
+        default=None,
+        help="the URL to POST batches to (with --protocol otlp, default from "
+        "OTEL_EXPORTER_OTLP_(LOGS_)ENDPOINT, else http://localhost:4318/v1/logs)",
+    )
+    flush.add_argument(
+        "--protocol",
+        choices=("tracetelemetry", "otlp"),
+        default="tracetelemetry",
+        help="the wire protocol (default %(default)s); see docs/otlp.md",
+    )
+    flush.add_argument(
+        "--otlp-encoding",
+        choices=("json", "protobuf"),
+        default=None,
+        help="OTLP body encoding (default json, or OTEL_EXPORTER_OTLP_PROTOCOL)",
+    )
     flush.add_argument("--api-key", default=None, help="X-API-Key (or env TRACE_TELEMETRY_API_KEY)")
     flush.add_argument("--batch-size", type=int, default=100, help="events per request")
     flush.add_argument(
@@ -240,16 +267,21 @@ def _flush(args: argparse.Namespace) -> int:
     from . import TelemetryClient, TelemetryOptions  # noqa: PLC0415
 
     _require_queue(args.queue)
+    if args.endpoint is None and args.protocol != "otlp":
+        raise CliError("--endpoint is required (unless --protocol otlp reads OTEL_* variables)")
+    otlp: Any = {"protocol": args.protocol, "otlp_encoding": args.otlp_encoding}
+    if args.endpoint is not None:
+        otlp["endpoint_url"] = args.endpoint
     api_key = (
         args.api_key if args.api_key is not None else os.environ.get("TRACE_TELEMETRY_API_KEY", "")
     )
     try:
         options = TelemetryOptions(
-            endpoint_url=args.endpoint,
             api_key=api_key,
             queue_path=args.queue,
             batch_size=args.batch_size,
             max_queue_bytes=0,
+            **otlp,
         )
     except ValueError as error:
         raise CliError(str(error)) from None
@@ -317,56 +349,15 @@ def _requeue(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from ._fileio import append_private  # noqa: PLC0415
-    from ._receiver import ReceivedRequest, Receiver  # noqa: PLC0415
-
-    printing = threading.Lock()  # requests arrive in parallel (max_in_flight)
-
-    def respond(events: Any, headers: Any) -> Optional[Tuple[int, Dict[str, str]]]:
-        return None if args.status == 200 else (args.status, {})
-
-    def on_refused(path: str, status: int, reason: str) -> None:
-        stamp = time.strftime("%H:%M:%S")
-        with printing:
-            print(f"{stamp} POST {path} refused: {status} {reason}", flush=True)
-
-    def on_batch(request: ReceivedRequest) -> None:
-        lines = b"".join(
-            json.dumps(e, ensure_ascii=False).encode("utf-8") + b"\n" for e in request.events
-        )
-        stamp = time.strftime("%H:%M:%S")
-        with printing:
-            append_private(args.out, lines)
-            print(
-                f"{stamp} POST {request.path} {len(request.events)} events {size(request.size)}",
-                flush=True,
-            )
+    from . import _serving  # noqa: PLC0415
 
     try:
-        server = Receiver(
-            args.host,
-            args.port,
-            api_key=args.api_key,
-            responder=respond,
-            on_batch=on_batch,
-            on_refused=on_refused,
-        )
+        server = _serving.listen(args)
     except OSError as error:
         raise CliError(
             f"cannot listen on {args.host}:{args.port}: {error.strerror or error}"
         ) from None
-    answer = "" if args.status == 200 else f"; answering every request with {args.status}"
-    print(
-        f"listening on {server.url} (events appended to {args.out}){answer}; Ctrl-C stops",
-        flush=True,
-    )
-    try:
-        server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    print(f"received {len(server.events)} events in {len(server.requests)} requests")
+    _serving.run(server, args)
     return EXIT_OK
 
 
@@ -376,7 +367,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from ._demo import run_demo  # noqa: PLC0415
 
-    return run_demo(sys.stdout, keep=args.keep)
+    return run_demo(sys.stdout, keep=args.keep, protocol=args.protocol)
 
 
 # -- output helpers ----------------------------------------------------------------------

@@ -10,16 +10,13 @@ import time
 import weakref
 from typing import Any, Dict, Optional, overload
 
-from . import _exit, _paths
+from . import _envelope, _exit, _paths, _sender
 from ._arguments import event_name, parse_track_arguments
-from ._delivery import Delivery
 from ._event import EVENT_KEYS, exception_data, format_timestamp, new_event_id
 from ._host import host_info
-from ._inflight import SenderPool
 from ._queue import FileQueue
 from ._serialize import encode, encode_event
 from ._stats import Stats
-from ._transport import HttpTransport
 from ._worker import Worker
 from .options import TelemetryOptions
 
@@ -71,26 +68,11 @@ class TelemetryClient:
             self._stats,
             max_line=options.max_event_bytes,
         )
-        self._senders = SenderPool(
-            lambda: HttpTransport(
-                options.endpoint_url,
-                options.api_key,
-                options.timeout_seconds,
-                options.compression or "",
-                self._gzip_refused,
-            ),
-            options.max_in_flight,
+        # The wire protocol, the request slots, the drain (docs/delivery.md).
+        self._protocol, self._senders, self._delivery = _sender.build(
+            options, self._queue, self._stats
         )
-        self._delivery = Delivery(
-            self._queue,
-            self._senders,
-            self._stats,
-            batch_size=options.batch_size,
-            interval=options.flush_interval_seconds,
-            timeout=options.timeout_seconds,
-            max_backoff=options.max_backoff_seconds,
-            enabled=bool(options.endpoint_url),
-        )
+        self._capture = options.protocol == "otlp"  # OTLP facts per event (docs/otlp.md)
         self._worker = Worker(
             "trace-telemetry-sender",
             self._tick,
@@ -105,6 +87,8 @@ class TelemetryClient:
         self._tail_ip: Optional[str] = None
         self._tail_text = ""
         self._pid = _getpid()
+        if options.sdk_disabled:  # OTEL_SDK_DISABLED=true: every door records nothing
+            setattr(self, "_enqueue", _record_nothing)  # noqa: B010 - keeps the hot path flat
         _clients.add(self)
         _paths.warn_if_unwritable(self._queue.path, self._stats)
 
@@ -227,7 +211,7 @@ class TelemetryClient:
         except TypeError as error:
             self._stats.drop("bad_arguments", detail=str(error))
             return
-        self._enqueue(name, data, None)
+        self._enqueue(name, data, None, _envelope.from_track() if self._capture else None)
 
     def track_exception(
         self, exc: BaseException, event_name: str = "exception", extra_data: Any = None
@@ -249,14 +233,21 @@ class TelemetryClient:
         except Exception as error:  # noqa: BLE001
             self._internal_error(error)
             return
-        self._enqueue(event_name, data, None)
+        self._enqueue(event_name, data, None, _envelope.from_track() if self._capture else None)
 
-    def _enqueue(self, name: Any, data: Any, created: Optional[float]) -> bool:
+    def _enqueue(
+        self,
+        name: Any,
+        data: Any,
+        created: Optional[float],
+        facts: Optional[bytes] = None,
+    ) -> bool:
         """Build, scrub, serialize and append one event. Never raises.
 
         Shared by ``track``, the logging handler and the structlog processor.
         The common case (no ``before_send``, plain JSON, under
-        ``max_event_bytes``) costs one encode and one append.
+        ``max_event_bytes``) costs one encode and one append. ``facts`` is
+        the OTLP envelope's bytes (docs/otlp.md), given only by OTLP clients.
         """
         try:
             if self._pid != _getpid():
@@ -266,13 +257,21 @@ class TelemetryClient:
                     new_event_id(), name, format_timestamp(created), data, self._tail()
                 )
                 if line and len(line) <= self._max_event_bytes:
+                    if facts is not None:
+                        line = _envelope.attach(line, facts)
                     return self._queue.append(line)
-            return self._enqueue_slowly(name, data, created)
+            return self._enqueue_slowly(name, data, created, facts)
         except Exception as error:  # noqa: BLE001 - tracking never raises
             self._internal_error(error)
             return False
 
-    def _enqueue_slowly(self, name: Any, data: Any, created: Optional[float]) -> bool:
+    def _enqueue_slowly(
+        self,
+        name: Any,
+        data: Any,
+        created: Optional[float],
+        facts: Optional[bytes] = None,
+    ) -> bool:
         """``before_send``, values to repair, events to shrink."""
         event = self._event(new_event_id(), name, format_timestamp(created), data)
         if self._before_send is not None:
@@ -285,6 +284,8 @@ class TelemetryClient:
             line = self._shrink(event)
             if not line:
                 return False
+        if facts is not None:
+            line = _envelope.attach(line, facts)
         return self._queue.append(line)
 
     def _event(self, event_id: str, name: Any, timestamp: str, data: Any) -> Dict[str, Any]:
@@ -398,13 +399,6 @@ class TelemetryClient:
             return 0.0
         return budget
 
-    def _gzip_refused(self) -> None:
-        self._stats.warn_once(
-            "gzip-refused",
-            "trace_telemetry: the endpoint refused gzip bodies (HTTP 415); "
-            "sending them uncompressed (logged once)",
-        )
-
     def _check_fork(self) -> None:
         """In a forked child: fresh locks and files; restart the sender if it ran.
 
@@ -420,6 +414,12 @@ class TelemetryClient:
         self._delivery.failures = 0
         if self._worker.after_fork():
             self._worker.start()
+
+
+def _record_nothing(
+    name: Any, data: Any, created: Optional[float], facts: Optional[bytes] = None
+) -> bool:
+    return False
 
 
 def _after_fork_in_child() -> None:

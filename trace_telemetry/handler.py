@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Optional, Tuple, Union
 
-from . import _records, _seen, _shared
+from . import _envelope, _records, _seen, _shared
 from ._event import exception_data
 from ._guard import in_sdk_work
 from .client import TelemetryClient
@@ -120,10 +120,16 @@ class TelemetryHandler(logging.Handler):
                 and not record.exc_info
                 and not record.stack_info
             ):  # the common case, kept short: this is every log call's cost
-                self.client._enqueue(message, _records.default_fields(record), record.created)
+                self.client._enqueue(
+                    message,
+                    _records.default_fields(record),
+                    record.created,
+                    _envelope.from_record(record) if self.client._capture else None,
+                )
                 return
             name, data = self._event(record)
-            self.client._enqueue(name, data, record.created)
+            facts = _envelope.from_record(record) if self.client._capture else None
+            self.client._enqueue(name, data, record.created, facts)
         except Exception as error:  # noqa: BLE001 - logging must not break the app
             self.client._internal_error(error)
 

@@ -6,7 +6,9 @@ import dataclasses
 import math
 import os
 import urllib.parse
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Union
+
+from . import _otlp_config
 
 __all__ = ["BeforeSend", "TelemetryOptions"]
 
@@ -57,19 +59,32 @@ class TelemetryOptions:
         max_in_flight: the most requests outstanding at once while a backlog
             holds several batches (1 to 64); ``1`` sends one batch at a
             time. Batches still leave the queue in order (docs/delivery.md).
+        protocol: ``"tracetelemetry"`` (the contract, default) or ``"otlp"``
+            (OTLP/HTTP logs, see docs/otlp.md). With ``"otlp"``, options left
+            at their defaults are read from the ``OTEL_*`` variables.
+        otlp_encoding: ``"json"`` (default) or ``"protobuf"`` (needs the
+            ``trace-telemetry[otlp]`` extra).
+        headers: extra HTTP headers for every request (e.g.
+            ``Authorization``), both protocols. Never logged or shown;
+            ``api_key`` wins over an ``X-API-Key`` given here.
+        resource_attributes: extra OpenTelemetry resource attributes (OTLP),
+            merged over ``OTEL_RESOURCE_ATTRIBUTES``.
         compression: ``"gzip"`` compresses request bodies
-            (``Content-Encoding: gzip``); ``None`` (the default) sends them
-            as is, since not every server accepts compressed bodies.
+            (``Content-Encoding: gzip``), both protocols; ``None`` (the
+            default, also spelled ``"none"``) sends them as is, since not
+            every server accepts compressed bodies. With ``"otlp"`` and not
+            given, ``OTEL_EXPORTER_OTLP_(LOGS_)COMPRESSION`` is read.
 
     .. versionadded:: 0.1.0
        ``max_queue_bytes``, ``max_event_bytes``, ``timeout_seconds``,
        ``max_backoff_seconds`` and ``before_send`` (not in the .NET client).
 
     .. versionadded:: 0.2.0
-       ``max_in_flight`` and ``compression``.
+       ``max_in_flight``, ``compression``, ``protocol``, ``otlp_encoding``,
+       ``headers`` and ``resource_attributes``.
     """
 
-    endpoint_url: str = ""
+    endpoint_url: str = _otlp_config.UNSET_URL
     api_key: str = ""
     queue_path: Union[str, "os.PathLike[str]"] = "telemetry-queue.ndjson"
     batch_size: int = 20
@@ -79,14 +94,23 @@ class TelemetryOptions:
     enable_country_lookup: bool = False
     max_queue_bytes: int = 64 * MIB
     max_event_bytes: int = 1 * MIB
-    timeout_seconds: float = 10
+    timeout_seconds: float = _otlp_config.UNSET_TIMEOUT
     max_backoff_seconds: float = 300
     before_send: Optional[BeforeSend] = None
     shutdown_timeout_seconds: float = 2
     max_in_flight: int = 4
+    # -- OTLP and headers (docs/otlp.md); resolved from OTEL_* when not given --
+    protocol: str = "tracetelemetry"
+    otlp_encoding: Optional[str] = None
+    headers: Optional[Mapping[str, str]] = None
+    resource_attributes: Optional[Mapping[str, Any]] = None
     compression: Optional[str] = None
+    #: ``OTEL_SDK_DISABLED=true`` with ``protocol="otlp"``: record and send nothing.
+    sdk_disabled: bool = dataclasses.field(default=False, init=False)
 
     def __post_init__(self) -> None:
+        for name, value in _otlp_config.resolve(self).items():
+            object.__setattr__(self, name, value)
         _check_type("endpoint_url", self.endpoint_url, str)
         _check_type("api_key", self.api_key, str)
         _check_type("application_name", self.application_name, str)
@@ -121,10 +145,10 @@ class TelemetryOptions:
         if self.max_in_flight > MAX_IN_FLIGHT:
             msg = f"max_in_flight must be <= {MAX_IN_FLIGHT}, got {self.max_in_flight!r}"
             raise ValueError(msg)
-        if self.compression == "":
+        if self.compression in ("", "none"):
             object.__setattr__(self, "compression", None)
         if self.compression not in COMPRESSIONS:
-            msg = f"compression must be None or 'gzip', got {self.compression!r}"
+            msg = f"compression must be None, 'none' or 'gzip', got {self.compression!r}"
             raise ValueError(msg)
         if self.before_send is not None and not callable(self.before_send):
             msg = f"before_send must be callable or None, got {self.before_send!r}"
@@ -136,6 +160,8 @@ class TelemetryOptions:
             value = getattr(self, field.name)
             if field.name == "api_key":
                 shown.append(f"api_key={'***' if value else ''!r}")
+            elif field.name == "headers":
+                shown.append(f"headers={ {name: '***' for name in value or {}}!r}")
             else:
                 shown.append(f"{field.name}={value!r}")
         return f"TelemetryOptions({', '.join(shown)})"

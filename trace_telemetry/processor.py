@@ -13,7 +13,7 @@ from typing import Any, Dict, Optional, Tuple
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from . import _seen, _shared
+from . import _envelope, _seen, _shared
 from ._event import exception_data
 from ._guard import in_sdk_work
 from .client import TelemetryClient
@@ -60,14 +60,21 @@ class TelemetryProcessor:
         if not in_sdk_work():
             try:
                 record = event_dict.get("_record")
+                capture = self.client._capture
                 if record is None or event_dict.get("_from_structlog") is not False:
                     name, data = self._event(event_dict)
-                    self.client._enqueue(name, data, None)
+                    facts = (
+                        _envelope.from_structlog(logger, method_name, event_dict)
+                        if capture
+                        else None
+                    )
+                    self.client._enqueue(name, data, None, facts)
                     _seen.note_event_dict(event_dict, logger)
                 elif not _seen.recorded_record(record, "handler"):
                     # A plain logging record in a ProcessorFormatter's foreign_pre_chain.
                     name, data = self._event(event_dict)
-                    self.client._enqueue(name, data, record.created)
+                    facts = _envelope.from_record(record) if capture else None
+                    self.client._enqueue(name, data, record.created, facts)
                     _seen.note_record(record, "processor")
             except Exception as error:  # noqa: BLE001 - logging must not break the app
                 self.client._internal_error(error)

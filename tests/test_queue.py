@@ -10,7 +10,13 @@ from typing import Callable, List
 
 import hypothesis.strategies as st
 from hypothesis import HealthCheck, settings
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
 
 from trace_telemetry import TelemetryClient, TelemetryOptions
 from trace_telemetry._compact import COMPACT_MIN_BYTES
@@ -215,6 +221,7 @@ class QueueMachine(RuleBasedStateMachine):
         self.expected: List[int] = []
         self.delivered: List[int] = []
         self.counter = 0
+        self.damaged = False
 
     @initialize(tmp=st.just(None))
     def setup(self, tmp: None) -> None:
@@ -245,7 +252,24 @@ class QueueMachine(RuleBasedStateMachine):
             if taken:
                 session.commit(taken[-1][1], len(taken))
                 self.delivered.extend(json.loads(line)["data"] for line, _ in taken)
+                self.damaged = False  # both copies written again
             session.maintain()
+
+    @precondition(lambda self: not self.damaged)
+    @rule(how=st.sampled_from(["truncate", "scribble", "delete"]))
+    def damage_a_copy_of_the_head(self, how: str) -> None:
+        """A hand on ``Q.lock`` or ``Q.offset``: the other copy keeps the head."""
+        target = self.path + (".lock" if how != "delete" else ".offset")
+        if not os.path.exists(target):
+            return
+        if how == "truncate":
+            os.truncate(target, 0)
+        elif how == "scribble":
+            with open(target, "r+b") as handle:
+                handle.write(b"x" * 200)
+        else:
+            os.unlink(target)
+        self.damaged = True
 
     @rule()
     def crash_and_reopen(self) -> None:

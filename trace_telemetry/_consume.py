@@ -218,10 +218,15 @@ class Consumer:
         """``Q`` was compacted by another process while our batch was in flight."""
         self._stale = True
         state = _control.read_state(cfd)
+        # What our file's first line was when we read it (an emptied file has
+        # another one now).
+        known = self._fingerprint
+        if known == _control.NO_FINGERPRINT:
+            known = _control.fingerprint(old)
         if (
             state is None
             or state.origin_inode != os.fstat(old).st_ino
-            or state.origin_fingerprint != _control.fingerprint(old)
+            or state.origin_fingerprint != known
         ):
             return  # replaced twice or by hand: the batch may be sent again
         translated = end - state.origin_offset

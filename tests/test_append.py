@@ -180,3 +180,25 @@ def test_appends_from_threads_and_processes_all_arrive(tmp_path: Path) -> None:
     events = read_lines(queue)
     assert 2000 == len(events)
     assert 2000 == len({(e["data"]["t"], e["data"]["i"]) for e in events})
+
+
+class TestReviewHandsOnTheFiles:
+    def test_q_deleted_then_emptied_by_another_process_loses_no_unchecked_append(
+        self, make_client: MakeClient, receiver: Receiver, queue_path: Path
+    ) -> None:
+        # A keeps appending to the deleted Q; B (another process: its own
+        # descriptors and locks) drains the new Q and empties it in place,
+        # which writes a new generation. A's next append sees that generation
+        # and drops the lines it wrote since its last identity check.
+        a = make_client(endpoint_url=receiver.url, flush_interval_seconds=3600)
+        a.track("a", 0)
+        queue_path.unlink()  # by hand
+        for index in range(1, 6):
+            a.track("a", index)  # to the deleted file, fewer than CHECK_EVERY
+        b = make_client(endpoint_url=receiver.url, flush_interval_seconds=3600)
+        b.track("b", 0)
+        assert b.flush(timeout=10)  # drained: emptied in place, new generation
+        a.track("a", 6)
+        assert a.flush(timeout=10)
+        got = sorted(e["data"] for e in receiver.events if e["name"] == "a")
+        assert list(range(7)) == got

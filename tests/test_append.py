@@ -202,3 +202,36 @@ class TestReviewHandsOnTheFiles:
         assert a.flush(timeout=10)
         got = sorted(e["data"] for e in receiver.events if e["name"] == "a")
         assert list(range(7)) == got
+
+
+def test_a_signal_handler_that_tracks_during_an_append_does_not_hang(tmp_path: Path) -> None:
+    # A SIGTERM/SIGUSR1 handler that logs (TelemetryHandler on the root
+    # logger) or tracks runs in the main thread between two bytecodes, maybe
+    # while that thread is inside append() holding the appender's thread
+    # lock: the handler's track() then waits for ever on that lock. The
+    # signal is raised at one fixed point inside the lock to make it certain.
+    queue = tmp_path / "q.ndjson"
+    script = (
+        "import os, signal, sys\n"
+        "from trace_telemetry import TelemetryClient, TelemetryOptions\n"
+        "from trace_telemetry import _append\n"
+        "client = TelemetryClient(TelemetryOptions(queue_path=sys.argv[1]))\n"
+        "client.track('warm', 0)\n"
+        "signal.signal(signal.SIGUSR1, lambda *_: client.track('from-handler', 1))\n"
+        "follow = _append.Appender._follow\n"
+        "fired = []\n"
+        "def follow_and_signal(self, *args, **kwargs):\n"
+        "    if not fired:\n"
+        "        fired.append(1)\n"
+        "        os.kill(os.getpid(), signal.SIGUSR1)  # delivered inside the lock\n"
+        "    return follow(self, *args, **kwargs)\n"
+        "_append.Appender._follow = follow_and_signal\n"
+        "client.track('main', 2)\n"
+        "print('done', flush=True)\n"
+    )
+    try:
+        result = run_python(script, str(queue), timeout=20)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("track() from a signal handler hung the process") from None
+    assert result.returncode == 0, result.stderr
+    assert ["from-handler", "main", "warm"] == sorted(e["name"] for e in read_lines(queue))

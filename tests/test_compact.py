@@ -16,7 +16,7 @@ from trace_telemetry import TelemetryClient, TelemetryOptions
 from trace_telemetry._inspect import report
 from trace_telemetry._receiver import Receiver
 
-from .conftest import Behaviour, popen_python, read_lines
+from .conftest import Behaviour, popen_python, read_lines, run_python
 
 MakeClient = Callable[..., TelemetryClient]
 
@@ -244,3 +244,38 @@ class TestCap:
                 behaviour.release.set()
                 hung.join(timeout=30)
                 client.close()
+
+
+def test_the_first_queue_full_drop_does_not_deadlock_the_documented_structlog_setup(
+    tmp_path: Path,
+) -> None:
+    # docs/examples/structlog_stdlib.py: TelemetryProcessor in a
+    # ProcessorFormatter's foreign_pre_chain on the root logger. Trimming logs
+    # its "dropped ... queue_full" warning while it holds Q.lock exclusively;
+    # the warning reaches the processor, whose track() then waits for Q.lock
+    # shared in the same thread: the application thread hangs for ever.
+    queue = tmp_path / "q.ndjson"
+    script = (
+        "import logging.config, sys\n"
+        "import structlog\n"
+        "from trace_telemetry import TelemetryClient, TelemetryOptions, TelemetryProcessor\n"
+        "client = TelemetryClient(TelemetryOptions(queue_path=sys.argv[1],"
+        " max_queue_bytes=64 * 1024))\n"
+        "telemetry = TelemetryProcessor(client)\n"
+        "logging.config.dictConfig({'version': 1, 'disable_existing_loggers': False,"
+        " 'formatters': {'json': {'()': structlog.stdlib.ProcessorFormatter,"
+        " 'processors': [structlog.stdlib.ProcessorFormatter.remove_processors_meta,"
+        " structlog.processors.JSONRenderer()],"
+        " 'foreign_pre_chain': [structlog.stdlib.add_log_level, telemetry]}},"
+        " 'handlers': {'console': {'class': 'logging.StreamHandler', 'formatter': 'json'}},"
+        " 'root': {'handlers': ['console'], 'level': 'INFO'}})\n"
+        "for i in range(2000):\n"
+        "    client.track('e', {'i': i, 'pad': 'x' * 100})\n"
+        "print('done', flush=True)\n"
+    )
+    try:
+        result = run_python(script, str(queue), timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("track() hung at the first queue_full drop") from None
+    assert result.returncode == 0, result.stderr
+    assert "done" in result.stdout

@@ -164,7 +164,7 @@ class Consumer:
             return
         with self.control.shared() as cfd:
             generation = _control.read_generation(cfd)
-            if generation == self._generation and self._read_fd >= 0:
+            if generation == self._generation and self._read_fd >= 0 and self._same_content():
                 state = _control.head_of(self._read_fd, (_control.read_state(cfd),))
                 if state is not None and state.offset > self.head:
                     self.head = state.offset
@@ -204,7 +204,7 @@ class Consumer:
         first line.
         """
         if _control.read_generation(cfd) == self._generation:
-            return True
+            return self._same_content()  # not truncated and refilled by hand
         state = _control.read_state(cfd)
         inode = os.fstat(fd).st_ino
         if state is not None and state.origin_inode == inode:
@@ -213,6 +213,13 @@ class Consumer:
             return False
         known = self._fingerprint
         return known == _control.NO_FINGERPRINT or known == _control.fingerprint(fd)
+
+    def _same_content(self) -> bool:
+        """Does our read file still start with the first line we knew (learnt once it has one)?"""
+        now = _control.fingerprint(self._read_fd)
+        if self._fingerprint == _control.NO_FINGERPRINT:
+            self._fingerprint = now
+        return now == self._fingerprint
 
     def _commit_translated(self, cfd: int, old: int, end: int) -> None:
         """``Q`` was compacted by another process while our batch was in flight."""

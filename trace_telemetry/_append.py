@@ -25,7 +25,7 @@ import time
 from typing import List
 
 from . import _control, _fileio
-from ._compact import Compactor
+from ._compact import COPIED_MARK, Compactor
 from ._control import QueuePaths
 from ._exclusive import Control
 from ._stats import Stats
@@ -212,13 +212,16 @@ class Appender:
         and its new generation: the ``Q`` at the path is the current one. The
         lines we appended before were copied by the compaction (or consumed,
         if it emptied the file), however many compactions ran since, so none
-        is written again. (A hand deleting ``Q`` changes no generation: that
-        is the identity check's job.)
+        is written again: the compaction marked the end of the file it
+        replaced. A file without that mark was deleted by hand before some
+        compaction of its successor: the lines since the last identity check
+        are written again.
         """
         fd = self._fd
         if fd < 0 or not _is_current(fd, self.paths.queue):
-            self._unchecked.clear()
-            self._reopen(rescue=False)
+            # A compaction that copied our file marked its end; a file deleted
+            # by hand has no mark: our unchecked lines are written again.
+            self._reopen(rescue=fd >= 0 and not _marked_copied(fd))
         self._unchecked.clear()
         self._generation = generation if _control.valid_generation(generation) else b""
         self._countdown = CHECK_EVERY
@@ -275,6 +278,13 @@ class Appender:
         self.stats.drop(reason, detail=f"{self.paths.queue}: {error.strerror or error}")
         with self._lock:
             self._close()
+
+
+def _marked_copied(fd: int) -> bool:
+    """Does our replaced file end with a compaction's mark (see ``_compact``)?"""
+    size = os.fstat(fd).st_size
+    mark = COPIED_MARK
+    return size >= len(mark) and os.pread(fd, len(mark), size - len(mark)) == mark
 
 
 def _is_current(fd: int, path: str) -> bool:

@@ -29,7 +29,7 @@ from ._control import NO_FINGERPRINT, QueuePaths, State
 from ._exclusive import Control
 from ._stats import Stats
 
-__all__ = ["COMPACT_MIN_BYTES", "Compactor", "last_line_end"]
+__all__ = ["COMPACT_MIN_BYTES", "COPIED_MARK", "Compactor", "last_line_end"]
 
 #: Consumed bytes worth reclaiming while events remain queued.
 COMPACT_MIN_BYTES = 1 << 20
@@ -195,9 +195,11 @@ class Compactor:
                     _control.fingerprint(source),
                     head,
                 )
+                marker = _open_marker(self.paths.queue, source)
                 _control.new_generation(cfd)
                 os.replace(self.paths.compact, self.paths.queue)
                 _control.write_state(cfd, new)
+                _mark_copied(marker)
                 return True
         finally:
             os.close(source)
@@ -244,6 +246,41 @@ def write_head(cfd: int, source: int, state: Optional[State], offset: int) -> St
     )
     _control.write_state(cfd, new)
     return new
+
+
+#: Appended to a file a compaction replaced: what was written to it before was copied.
+COPIED_MARK = b"#copied\n"
+
+
+def _open_marker(path: str, source: int) -> int:
+    """A writable descriptor of ``source`` (still at ``path``), or -1."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | _fileio._CLOEXEC)
+    except OSError:
+        return -1
+    if os.fstat(fd).st_ino != os.fstat(source).st_ino:
+        os.close(fd)
+        return -1
+    return fd
+
+
+def _mark_copied(fd: int) -> None:
+    """Mark a file a compaction replaced (exclusive lock held), for appenders that had it open.
+
+    An appender whose file is no longer ``Q`` when the generation changes
+    finds this mark at its end if the compaction copied its lines; without
+    it, the file was deleted by hand and the appender writes its unchecked
+    lines again (see ``_append``). On failure (a full disk) they are
+    written again: duplicates, never a loss.
+    """
+    if fd < 0:
+        return
+    try:
+        os.write(fd, COPIED_MARK)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _read_mirror(paths: QueuePaths) -> Optional[State]:

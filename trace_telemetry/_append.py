@@ -68,7 +68,13 @@ class Appender:
         self._reset()
 
     def _reset(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler that tracks (or logs to a handler that
+        # does) runs on the thread it interrupted, maybe inside an append.
+        self._lock = threading.RLock()
+        #: Set while this process is inside a critical section: an append
+        #: re-entered from a signal handler is deferred to its end.
+        self._busy = False
+        self._deferred: List[bytes] = []
         #: Lines appended by this process (for ``stats()["enqueued"]``).
         self.appended = 0
         self._fd = -1
@@ -89,6 +95,8 @@ class Appender:
 
     def close(self) -> None:
         with self._lock:
+            if self._busy:  # pragma: no cover - close() from a signal handler
+                return
             self._close()
 
     def _close(self) -> None:
@@ -109,7 +117,16 @@ class Appender:
             return False
         try:
             with self._lock:
-                end = self._append(line)
+                if self._busy:  # re-entered (a signal handler): written at the end
+                    self._deferred.append(line)
+                    return True
+                self._busy = True
+                try:
+                    end = self._append(line)
+                    while self._deferred:
+                        end = self._append(self._deferred.pop(0))
+                finally:
+                    self._busy = False
         except OSError as error:
             self._failed(error)
             return False
@@ -258,8 +275,9 @@ class Appender:
         """Run the identity check now (the sender's timer, ``flush()``, exit)."""
         with self._lock:
             lock_fd = self._lock_fd
-            if lock_fd < 0 or self._fd < 0:
+            if self._busy or lock_fd < 0 or self._fd < 0:
                 return
+            self._busy = True
             try:
                 _fileio.lock_shared(lock_fd)
                 try:
@@ -268,8 +286,13 @@ class Appender:
                     _fileio.unlock(lock_fd)
                     if self._lock_replaced:
                         self._drop_lock_fd()
+                while self._deferred:  # left by a signal handler at the very end of an append
+                    self._append(self._deferred[0])
+                    del self._deferred[0]
             except OSError as error:
                 self.stats.error(f"queue check failed: {error}")
+            finally:
+                self._busy = False
 
     def _failed(self, error: OSError) -> None:
         """A write failed: count the drop, and start afresh on the next append."""
@@ -277,7 +300,8 @@ class Appender:
         reason = "disk_full" if error.errno in _DISK_FULL else "io_error"
         self.stats.drop(reason, detail=f"{self.paths.queue}: {error.strerror or error}")
         with self._lock:
-            self._close()
+            if not self._busy:
+                self._close()
 
 
 def _marked_copied(fd: int) -> bool:

@@ -235,3 +235,44 @@ def test_a_signal_handler_that_tracks_during_an_append_does_not_hang(tmp_path: P
         raise AssertionError("track() from a signal handler hung the process") from None
     assert result.returncode == 0, result.stderr
     assert ["from-handler", "main", "warm"] == sorted(e["name"] for e in read_lines(queue))
+
+
+def test_flush_from_a_signal_handler_during_an_append_returns_within_its_budget(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    # A SIGTERM handler that flushes before exiting: the main thread it
+    # interrupts may be inside append(), holding Q.lock shared through the
+    # appender's descriptor. The flush's commit then waits, with no timeout,
+    # for Q.lock exclusively through the process's other descriptor: for ever.
+    queue = tmp_path / "q.ndjson"
+    script = (
+        "import os, signal, sys, time\n"
+        "from trace_telemetry import TelemetryClient, TelemetryOptions\n"
+        "from trace_telemetry import _append\n"
+        "client = TelemetryClient(TelemetryOptions(queue_path=sys.argv[1],"
+        " endpoint_url=sys.argv[2]))\n"
+        "client.track('warm', 0)\n"
+        "took = []\n"
+        "def on_term(*_):\n"
+        "    start = time.monotonic()\n"
+        "    client.flush(timeout=3)\n"
+        "    took.append(time.monotonic() - start)\n"
+        "signal.signal(signal.SIGTERM, on_term)\n"
+        "follow = _append.Appender._follow\n"
+        "fired = []\n"
+        "def follow_and_signal(self, *args, **kwargs):\n"
+        "    if not fired:\n"
+        "        fired.append(1)\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)  # delivered inside the lock\n"
+        "    return follow(self, *args, **kwargs)\n"
+        "_append.Appender._follow = follow_and_signal\n"
+        "client.track('main', 1)\n"
+        "print('took', took, flush=True)\n"
+    )
+    try:
+        result = run_python(script, str(queue), receiver.url, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("flush(timeout=3) from a signal handler hung") from None
+    assert result.returncode == 0, result.stderr
+    took = float(result.stdout.split("[")[1].split("]")[0])
+    assert took < 3 + 5  # its budget, with slack for a loaded machine

@@ -26,6 +26,11 @@ from ._stats import Stats
 
 __all__ = ["Consumer", "QueueSession"]
 
+#: The longest a commit waits for ``Q.lock``'s exclusive lock. Its holders are
+#: short; a wait this long means a process stopped inside an append (SIGSTOP,
+#: or a signal handler flushing on the very thread it interrupted). The batch
+#: stays queued (it may be sent again) and the drain stops.
+COMMIT_LOCK_WAIT = 2.0
 #: ``Q.offset`` is written whole once, so the state copy never needs new blocks.
 _STATE_FILE_SIZE = 128
 
@@ -177,8 +182,9 @@ class Consumer:
         if fd < 0:
             return
         written: Optional[_control.State] = None
-        with self.control.exclusive() as cfd:
-            assert cfd is not None  # no timeout: waits
+        with self.control.exclusive(COMMIT_LOCK_WAIT) as cfd:
+            if cfd is None:
+                raise TimeoutError("Q.lock stayed locked: the batch stays queued")
             if self._unchanged(cfd, fd):
                 current = _control.head_of(
                     fd, (_control.read_state(cfd), _control.read_state(self._state_fd, 0))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
+import threading
 from pathlib import Path
 from typing import Callable
 
@@ -276,3 +278,23 @@ def test_flush_from_a_signal_handler_during_an_append_returns_within_its_budget(
     assert result.returncode == 0, result.stderr
     took = float(result.stdout.split("[")[1].split("]")[0])
     assert took < 3 + 5  # its budget, with slack for a loaded machine
+
+
+def test_track_returns_while_another_process_is_stopped_holding_q_lock(
+    make_client: MakeClient, queue_path: Path
+) -> None:
+    # A process stopped (Ctrl-Z, SIGSTOP, a debugger) inside a commit or the
+    # last step of a compaction keeps Q.lock exclusively: every append of
+    # every other process then waits for LOCK_SH with no timeout, for ever.
+    client = make_client()
+    client.track("warm", 0)
+    holder = os.open(str(queue_path) + ".lock", os.O_RDWR)  # the stopped process
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        done = threading.Event()
+        threading.Thread(target=lambda: (client.track("e", 1), done.set()), daemon=True).start()
+        returned = done.wait(10)
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    assert returned, "track() blocked behind a stopped lock holder"

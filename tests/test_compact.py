@@ -279,3 +279,37 @@ def test_the_first_queue_full_drop_does_not_deadlock_the_documented_structlog_se
         raise AssertionError("track() hung at the first queue_full drop") from None
     assert result.returncode == 0, result.stderr
     assert "done" in result.stdout
+
+
+def test_flush_from_a_signal_handler_during_a_trim_returns_within_its_budget(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    # The trim of an append over the cap holds Control's thread lock (and
+    # Q.lock exclusively); a SIGTERM handler that flushes on that same thread
+    # waits for Control's thread lock in the session's first sync: for ever.
+    queue = tmp_path / "q.ndjson"
+    script = (
+        "import os, signal, sys, time\n"
+        "from trace_telemetry import TelemetryClient, TelemetryOptions\n"
+        "from trace_telemetry import _compact\n"
+        "client = TelemetryClient(TelemetryOptions(queue_path=sys.argv[1],"
+        " endpoint_url=sys.argv[2], max_queue_bytes=64 * 1024))\n"
+        "signal.signal(signal.SIGTERM, lambda *_: client.flush(timeout=3))\n"
+        "head = _compact.Compactor.head\n"
+        "fired = []\n"
+        "def head_and_signal(self, *args, **kwargs):\n"
+        "    if not fired:\n"
+        "        fired.append(1)\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)  # delivered inside the trim\n"
+        "    return head(self, *args, **kwargs)\n"
+        "_compact.Compactor.head = head_and_signal\n"
+        "for i in range(1000):\n"
+        "    client.track('e', {'i': i, 'pad': 'x' * 100})\n"
+        "print('done', flush=True)\n"
+    )
+    try:
+        result = run_python(script, str(queue), receiver.url, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("flush(timeout=3) from a signal handler hung") from None
+    assert result.returncode == 0, result.stderr
+    assert "done" in result.stdout

@@ -117,7 +117,9 @@ class Appender:
             return False
         try:
             with self._lock:
-                if self._busy:  # re-entered (a signal handler): written at the end
+                if self._busy or self.control.held_here():
+                    # Re-entered from a signal handler: written after the
+                    # interrupted append, or by the next one.
                     self._deferred.append(line)
                     return True
                 self._busy = True
@@ -275,7 +277,7 @@ class Appender:
         """Run the identity check now (the sender's timer, ``flush()``, exit)."""
         with self._lock:
             lock_fd = self._lock_fd
-            if self._busy or lock_fd < 0 or self._fd < 0:
+            if self._busy or lock_fd < 0 or self._fd < 0 or self.control.held_here():
                 return
             self._busy = True
             try:

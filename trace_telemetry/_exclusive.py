@@ -8,6 +8,7 @@ See ``docs/delivery.md`` ("How it is safe").
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import time
@@ -39,6 +40,10 @@ class Control:
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
+        #: The thread inside :meth:`exclusive` or :meth:`shared`: a signal
+        #: handler that flushes runs on the thread it interrupted, and must
+        #: neither wait for that thread nor lock the same descriptor again.
+        self._owner = 0
         self._fd = -1
 
     def _descriptor(self) -> int:
@@ -53,27 +58,44 @@ class Control:
         While waiting, the intent is published so appenders step aside. A
         ``Q.lock`` that is short or damaged is rebuilt (see :func:`initialize`).
         """
+        if self._owner == threading.get_ident():  # re-entered from a signal handler
+            yield None
+            return
         with self._lock:
-            fd = self._acquire(timeout, shared=False)
-            if fd < 0:
-                yield None
-                return
+            self._owner = threading.get_ident()
             try:
-                if not read_generation(fd) or os.fstat(fd).st_size < CONTROL_SIZE:
-                    initialize(fd)
-                yield fd
+                fd = self._acquire(timeout, shared=False)
+                if fd < 0:
+                    yield None
+                    return
+                try:
+                    if not read_generation(fd) or os.fstat(fd).st_size < CONTROL_SIZE:
+                        initialize(fd)
+                    yield fd
+                finally:
+                    _fileio.unlock(fd)
             finally:
-                _fileio.unlock(fd)
+                self._owner = 0
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[int]:
         """Hold ``Q.lock`` shared: state and generation can be read, not changed."""
+        if self._owner == threading.get_ident():  # re-entered from a signal handler
+            raise OSError(errno.EDEADLK, "Q.lock is held by the code this signal interrupted")
         with self._lock:
-            fd = self._acquire(None, shared=True)
+            self._owner = threading.get_ident()
             try:
-                yield fd
+                fd = self._acquire(None, shared=True)
+                try:
+                    yield fd
+                finally:
+                    _fileio.unlock(fd)
             finally:
-                _fileio.unlock(fd)
+                self._owner = 0
+
+    def held_here(self) -> bool:
+        """Is this very thread inside :meth:`exclusive` or :meth:`shared` (a signal handler)?"""
+        return self._owner == threading.get_ident()
 
     def _acquire(self, timeout: Optional[float], shared: bool) -> int:
         """Lock the ``Q.lock`` that is at the path now; -1 on timeout.
@@ -125,6 +147,7 @@ class Control:
     def forget(self) -> None:
         """In a forked child: close without unlocking (the lock is the parent's)."""
         self._lock = threading.Lock()
+        self._owner = 0
         self._close()
 
 

@@ -313,3 +313,22 @@ def test_flush_from_a_signal_handler_during_a_trim_returns_within_its_budget(
         raise AssertionError("flush(timeout=3) from a signal handler hung") from None
     assert result.returncode == 0, result.stderr
     assert "done" in result.stdout
+
+
+def test_a_q_compact_symlinked_by_hand_neither_overwrites_its_target_nor_opens_q(
+    tmp_path: Path, make_client: MakeClient, queue_path: Path
+) -> None:
+    # Compaction opens Q.compact following symlinks, truncates whatever it
+    # points to and renames the link over Q: Q becomes a link to a file that
+    # is not mode 0600, and the target's content is gone.
+    victim = tmp_path / "precious.txt"
+    victim.write_bytes(b"precious\n")
+    victim.chmod(0o644)
+    client = make_client(max_queue_bytes=64 * 1024)
+    client.track("warm", 0)
+    Path(str(queue_path) + ".compact").symlink_to(victim)
+    for index in range(1000):  # past the cap: trimmed and compacted
+        client.track("e", {"i": index, "pad": "x" * 100})
+    assert b"precious\n" == victim.read_bytes()
+    assert not queue_path.is_symlink()
+    assert 0o600 == queue_path.stat().st_mode & 0o777

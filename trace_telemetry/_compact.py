@@ -20,6 +20,7 @@ head is then 0: exactly the old head, since the copy starts there.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 from typing import Optional, Tuple
@@ -34,6 +35,7 @@ __all__ = ["COMPACT_MIN_BYTES", "COPIED_MARK", "Compactor", "last_line_end"]
 #: Consumed bytes worth reclaiming while events remain queued.
 COMPACT_MIN_BYTES = 1 << 20
 _CHUNK = 256 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class Compactor:
@@ -145,7 +147,14 @@ class Compactor:
 
     def _lock_temp(self, wait: float = 0.0) -> int:
         for _ in range(3):
-            fd = _fileio.open_private(self.paths.compact, os.O_RDWR | os.O_APPEND)
+            try:
+                fd = _fileio.open_private(self.paths.compact, os.O_RDWR | os.O_APPEND | _NOFOLLOW)
+            except OSError as error:
+                if error.errno != errno.ELOOP:
+                    raise
+                with contextlib.suppress(OSError):  # a symlink put there by hand: never follow it
+                    os.unlink(self.paths.compact)
+                continue
             if not _fileio.lock_exclusive(fd, timeout=wait):
                 os.close(fd)
                 return -1

@@ -109,6 +109,32 @@ class TestFullDisk:
         assert list(range(1000)) == [e["data"] for e in receiver.events]
 
 
+class TestReviewFullDisk:
+    def test_a_torn_line_on_a_full_disk_does_not_stop_sending(
+        self, small_disk: Path, receiver: Receiver
+    ) -> None:
+        # A torn line followed by an event (the salvage case) must be set
+        # aside in Q.corrupt before the sender moves past it; on a full disk
+        # that write fails, the drain raises, and nothing after it is ever
+        # sent while the disk stays full, so the queue never frees its space.
+        queue = small_disk / "q.ndjson"
+        client = TelemetryClient(
+            TelemetryOptions(queue_path=str(queue), endpoint_url=receiver.url, batch_size=10)
+        )
+        try:
+            for index in range(5):
+                client.track("e", index)
+            with open(queue, "ab") as handle:  # a neighbour killed mid-write
+                handle.write(b'{"id":"torn-remains","name":"half"')
+            for index in range(5, 30):
+                client.track("e", index)
+            fill(small_disk)
+            assert client.flush(timeout=10)
+        finally:
+            client.close()
+        assert list(range(30)) == sorted(e["data"] for e in receiver.events)
+
+
 class TestLeftovers:
     def test_temporary_files_of_killed_compactors_are_removed_by_the_next_sender(
         self, make_client: MakeClient, receiver: Receiver, queue_path: Path

@@ -292,7 +292,10 @@ class Consumer:
         kept = [line for line in lines if line not in (b"", b"\n")]
         data = b"".join(kept)
         if data:
-            _fileio.append_private(self.paths.corrupt, data)
+            try:
+                _fileio.append_private(self.paths.corrupt, data)
+            except OSError as error:  # a full disk: they are not events, sending goes on
+                self.stats.error(f"could not save invalid lines to {self.paths.corrupt}: {error}")
         if end >= 0:
             self.commit(end)
         count = len(kept) + sum(1 for line in lines if line == b"")

@@ -208,7 +208,7 @@ class Compactor:
                 _control.new_generation(cfd)
                 os.replace(self.paths.compact, self.paths.queue)
                 _control.write_state(cfd, new)
-                _mark_copied(marker)
+                _mark_copied(marker, source)
                 return True
         finally:
             os.close(source)
@@ -273,7 +273,7 @@ def _open_marker(path: str, source: int) -> int:
     return fd
 
 
-def _mark_copied(fd: int) -> None:
+def _mark_copied(fd: int, source: int) -> None:
     """Mark a file a compaction replaced (exclusive lock held), for appenders that had it open.
 
     An appender whose file is no longer ``Q`` when the generation changes
@@ -285,7 +285,11 @@ def _mark_copied(fd: int) -> None:
     if fd < 0:
         return
     try:
-        os.write(fd, COPIED_MARK)
+        size = os.fstat(source).st_size
+        torn = size > 0 and os.pread(source, 1, size - 1) != b"\n"
+        # After a torn tail, on a line of its own: a sender still reading
+        # this file ends the torn line where the copy did, then stops.
+        os.write(fd, b"\n" + COPIED_MARK if torn else COPIED_MARK)
     except OSError:
         pass
     finally:

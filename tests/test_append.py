@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -180,3 +183,139 @@ def test_appends_from_threads_and_processes_all_arrive(tmp_path: Path) -> None:
     events = read_lines(queue)
     assert 2000 == len(events)
     assert 2000 == len({(e["data"]["t"], e["data"]["i"]) for e in events})
+
+
+class TestReviewHandsOnTheFiles:
+    def test_q_deleted_then_emptied_by_another_process_loses_no_unchecked_append(
+        self, make_client: MakeClient, receiver: Receiver, queue_path: Path
+    ) -> None:
+        # A keeps appending to the deleted Q; B (another process: its own
+        # descriptors and locks) drains the new Q and empties it in place,
+        # which writes a new generation. A's next append sees that generation
+        # and drops the lines it wrote since its last identity check.
+        a = make_client(endpoint_url=receiver.url, flush_interval_seconds=3600)
+        a.track("a", 0)
+        queue_path.unlink()  # by hand
+        for index in range(1, 6):
+            a.track("a", index)  # to the deleted file, fewer than CHECK_EVERY
+        b = make_client(endpoint_url=receiver.url, flush_interval_seconds=3600)
+        b.track("b", 0)
+        assert b.flush(timeout=10)  # drained: emptied in place, new generation
+        a.track("a", 6)
+        assert a.flush(timeout=10)
+        got = sorted(e["data"] for e in receiver.events if e["name"] == "a")
+        assert list(range(7)) == got
+
+
+def test_a_signal_handler_that_tracks_during_an_append_does_not_hang(tmp_path: Path) -> None:
+    # A SIGTERM/SIGUSR1 handler that logs (TelemetryHandler on the root
+    # logger) or tracks runs in the main thread between two bytecodes, maybe
+    # while that thread is inside append() holding the appender's thread
+    # lock: the handler's track() then waits for ever on that lock. The
+    # signal is raised at one fixed point inside the lock to make it certain.
+    queue = tmp_path / "q.ndjson"
+    script = (
+        "import os, signal, sys\n"
+        "from trace_telemetry import TelemetryClient, TelemetryOptions\n"
+        "from trace_telemetry import _append\n"
+        "client = TelemetryClient(TelemetryOptions(queue_path=sys.argv[1]))\n"
+        "client.track('warm', 0)\n"
+        "signal.signal(signal.SIGUSR1, lambda *_: client.track('from-handler', 1))\n"
+        "follow = _append.Appender._follow\n"
+        "fired = []\n"
+        "def follow_and_signal(self, *args, **kwargs):\n"
+        "    if not fired:\n"
+        "        fired.append(1)\n"
+        "        os.kill(os.getpid(), signal.SIGUSR1)  # delivered inside the lock\n"
+        "    return follow(self, *args, **kwargs)\n"
+        "_append.Appender._follow = follow_and_signal\n"
+        "client.track('main', 2)\n"
+        "print('done', flush=True)\n"
+    )
+    try:
+        result = run_python(script, str(queue), timeout=20)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("track() from a signal handler hung the process") from None
+    assert result.returncode == 0, result.stderr
+    assert ["from-handler", "main", "warm"] == sorted(e["name"] for e in read_lines(queue))
+
+
+def test_flush_from_a_signal_handler_during_an_append_returns_within_its_budget(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    # A SIGTERM handler that flushes before exiting: the main thread it
+    # interrupts may be inside append(), holding Q.lock shared through the
+    # appender's descriptor. The flush's commit then waits, with no timeout,
+    # for Q.lock exclusively through the process's other descriptor: for ever.
+    queue = tmp_path / "q.ndjson"
+    script = (
+        "import os, signal, sys, time\n"
+        "from trace_telemetry import TelemetryClient, TelemetryOptions\n"
+        "from trace_telemetry import _append\n"
+        "client = TelemetryClient(TelemetryOptions(queue_path=sys.argv[1],"
+        " endpoint_url=sys.argv[2]))\n"
+        "client.track('warm', 0)\n"
+        "took = []\n"
+        "def on_term(*_):\n"
+        "    start = time.monotonic()\n"
+        "    client.flush(timeout=3)\n"
+        "    took.append(time.monotonic() - start)\n"
+        "signal.signal(signal.SIGTERM, on_term)\n"
+        "follow = _append.Appender._follow\n"
+        "fired = []\n"
+        "def follow_and_signal(self, *args, **kwargs):\n"
+        "    if not fired:\n"
+        "        fired.append(1)\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)  # delivered inside the lock\n"
+        "    return follow(self, *args, **kwargs)\n"
+        "_append.Appender._follow = follow_and_signal\n"
+        "client.track('main', 1)\n"
+        "print('took', took, flush=True)\n"
+    )
+    try:
+        result = run_python(script, str(queue), receiver.url, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("flush(timeout=3) from a signal handler hung") from None
+    assert result.returncode == 0, result.stderr
+    took = float(result.stdout.split("[")[1].split("]")[0])
+    assert took < 3 + 5  # its budget, with slack for a loaded machine
+
+
+def test_track_returns_while_another_process_is_stopped_holding_q_lock(
+    make_client: MakeClient, queue_path: Path
+) -> None:
+    # A process stopped (Ctrl-Z, SIGSTOP, a debugger) inside a commit or the
+    # last step of a compaction keeps Q.lock exclusively: every append of
+    # every other process then waits for LOCK_SH with no timeout, for ever.
+    client = make_client()
+    client.track("warm", 0)
+    holder = os.open(str(queue_path) + ".lock", os.O_RDWR)  # the stopped process
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        done = threading.Event()
+        threading.Thread(target=lambda: (client.track("e", 1), done.set()), daemon=True).start()
+        returned = done.wait(10)
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    assert returned, "track() blocked behind a stopped lock holder"
+
+
+def test_while_q_lock_stays_held_events_are_dropped_and_counted_then_appends_resume(
+    make_client: MakeClient, queue_path: Path
+) -> None:
+    client = make_client()
+    client.track("warm", 0)
+    holder = os.open(str(queue_path) + ".lock", os.O_RDWR)  # a process stopped mid-commit
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        started = time.monotonic()
+        client.track("waits", 1)  # waits its bounded time, then is dropped
+        client.track("tries once", 2)
+        assert time.monotonic() - started < 2.0 + 2.0
+    finally:
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        os.close(holder)
+    client.track("after", 3)
+    assert {"lock_timeout": 2} == client.stats()["dropped"]
+    assert ["warm", "after"] == [e["name"] for e in read_lines(queue_path)]

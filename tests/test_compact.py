@@ -16,7 +16,7 @@ from trace_telemetry import TelemetryClient, TelemetryOptions
 from trace_telemetry._inspect import report
 from trace_telemetry._receiver import Receiver
 
-from .conftest import Behaviour, popen_python, read_lines
+from .conftest import Behaviour, popen_python, read_lines, run_python
 
 MakeClient = Callable[..., TelemetryClient]
 
@@ -109,6 +109,32 @@ class TestFullDisk:
         assert list(range(1000)) == sorted(
             e["data"] for e in receiver.events
         )  # batches in parallel
+
+
+class TestReviewFullDisk:
+    def test_a_torn_line_on_a_full_disk_does_not_stop_sending(
+        self, small_disk: Path, receiver: Receiver
+    ) -> None:
+        # A torn line followed by an event (the salvage case) must be set
+        # aside in Q.corrupt before the sender moves past it; on a full disk
+        # that write fails, the drain raises, and nothing after it is ever
+        # sent while the disk stays full, so the queue never frees its space.
+        queue = small_disk / "q.ndjson"
+        client = TelemetryClient(
+            TelemetryOptions(queue_path=str(queue), endpoint_url=receiver.url, batch_size=10)
+        )
+        try:
+            for index in range(5):
+                client.track("e", index)
+            with open(queue, "ab") as handle:  # a neighbour killed mid-write
+                handle.write(b'{"id":"torn-remains","name":"half"')
+            for index in range(5, 30):
+                client.track("e", index)
+            fill(small_disk)
+            assert client.flush(timeout=10)
+        finally:
+            client.close()
+        assert list(range(30)) == sorted(e["data"] for e in receiver.events)
 
 
 class TestLeftovers:
@@ -277,3 +303,91 @@ def test_a_log_handler_that_tracks_the_sdks_own_warnings_cannot_deadlock_a_trim(
         sdk.removeHandler(handler)
     assert client.stats()["dropped"]["queue_full"] > 0
     assert queue_path.stat().st_size <= 16 * 1024 * 1.2
+
+
+def test_the_first_queue_full_drop_does_not_deadlock_the_documented_structlog_setup(
+    tmp_path: Path,
+) -> None:
+    # docs/examples/structlog_stdlib.py: TelemetryProcessor in a
+    # ProcessorFormatter's foreign_pre_chain on the root logger. Trimming logs
+    # its "dropped ... queue_full" warning while it holds Q.lock exclusively;
+    # the warning reaches the processor, whose track() then waits for Q.lock
+    # shared in the same thread: the application thread hangs for ever.
+    queue = tmp_path / "q.ndjson"
+    script = (
+        "import logging.config, sys\n"
+        "import structlog\n"
+        "from trace_telemetry import TelemetryClient, TelemetryOptions, TelemetryProcessor\n"
+        "client = TelemetryClient(TelemetryOptions(queue_path=sys.argv[1],"
+        " max_queue_bytes=64 * 1024))\n"
+        "telemetry = TelemetryProcessor(client)\n"
+        "logging.config.dictConfig({'version': 1, 'disable_existing_loggers': False,"
+        " 'formatters': {'json': {'()': structlog.stdlib.ProcessorFormatter,"
+        " 'processors': [structlog.stdlib.ProcessorFormatter.remove_processors_meta,"
+        " structlog.processors.JSONRenderer()],"
+        " 'foreign_pre_chain': [structlog.stdlib.add_log_level, telemetry]}},"
+        " 'handlers': {'console': {'class': 'logging.StreamHandler', 'formatter': 'json'}},"
+        " 'root': {'handlers': ['console'], 'level': 'INFO'}})\n"
+        "for i in range(2000):\n"
+        "    client.track('e', {'i': i, 'pad': 'x' * 100})\n"
+        "print('done', flush=True)\n"
+    )
+    try:
+        result = run_python(script, str(queue), timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("track() hung at the first queue_full drop") from None
+    assert result.returncode == 0, result.stderr
+    assert "done" in result.stdout
+
+
+def test_flush_from_a_signal_handler_during_a_trim_returns_within_its_budget(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    # The trim of an append over the cap holds Control's thread lock (and
+    # Q.lock exclusively); a SIGTERM handler that flushes on that same thread
+    # waits for Control's thread lock in the session's first sync: for ever.
+    queue = tmp_path / "q.ndjson"
+    script = (
+        "import os, signal, sys, time\n"
+        "from trace_telemetry import TelemetryClient, TelemetryOptions\n"
+        "from trace_telemetry import _compact\n"
+        "client = TelemetryClient(TelemetryOptions(queue_path=sys.argv[1],"
+        " endpoint_url=sys.argv[2], max_queue_bytes=64 * 1024))\n"
+        "signal.signal(signal.SIGTERM, lambda *_: client.flush(timeout=3))\n"
+        "head = _compact.Compactor.head\n"
+        "fired = []\n"
+        "def head_and_signal(self, *args, **kwargs):\n"
+        "    if not fired:\n"
+        "        fired.append(1)\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)  # delivered inside the trim\n"
+        "    return head(self, *args, **kwargs)\n"
+        "_compact.Compactor.head = head_and_signal\n"
+        "for i in range(1000):\n"
+        "    client.track('e', {'i': i, 'pad': 'x' * 100})\n"
+        "print('done', flush=True)\n"
+    )
+    try:
+        result = run_python(script, str(queue), receiver.url, timeout=30)
+    except subprocess.TimeoutExpired:
+        raise AssertionError("flush(timeout=3) from a signal handler hung") from None
+    assert result.returncode == 0, result.stderr
+    assert "done" in result.stdout
+
+
+def test_a_q_compact_symlinked_by_hand_neither_overwrites_its_target_nor_opens_q(
+    tmp_path: Path, make_client: MakeClient, queue_path: Path
+) -> None:
+    # Compaction opens Q.compact following symlinks, truncates whatever it
+    # points to and renames the link over Q: Q becomes a link to a file that
+    # is not mode 0600, and the target's content is gone.
+    victim = tmp_path / "precious.txt"
+    victim.write_bytes(b"precious\n")
+    victim.chmod(0o644)
+    client = make_client(max_queue_bytes=64 * 1024)
+    client.track("warm", 0)
+    Path(str(queue_path) + ".compact").symlink_to(victim)
+    for index in range(1000):  # past the cap: trimmed and compacted
+        client.track("e", {"i": index, "pad": "x" * 100})
+    assert b"precious\n" == victim.read_bytes()
+    assert not queue_path.is_symlink()
+    assert 0o600 == queue_path.stat().st_mode & 0o777

@@ -168,3 +168,36 @@ def test_a_stale_copy_of_the_head_is_ignored_after_the_queue_was_emptied_in_plac
     with queue.session(1.0) as session:
         assert [1] == [json.loads(line)["data"] for line, _ in session.read_batch(10)]
     queue.close()
+
+
+class TestReviewBatchInFlight:
+    def test_q_truncated_by_hand_while_a_batch_is_in_flight_loses_no_later_event(
+        self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path
+    ) -> None:
+        # The commit of the in-flight batch checks the generation only; the
+        # head is then written at the batch's end for a file that was
+        # emptied by hand and refilled: the new events before it are skipped.
+        client = make_client(endpoint_url=receiver.url, flush_interval_seconds=3600)
+        for index in range(5):
+            client.track("old", index)
+        in_flight = threading.Event()
+        go_on = threading.Event()
+
+        def respond(events: list, headers: dict) -> object:
+            if not in_flight.is_set():
+                in_flight.set()
+                go_on.wait(10)
+            return None
+
+        behaviour.respond = respond
+        flusher = threading.Thread(target=client.flush, kwargs={"timeout": 20})
+        flusher.start()
+        assert in_flight.wait(10)
+        os.truncate(queue_path, 0)  # by hand: `: > queue`
+        for index in range(20):
+            client.track("new", index)
+        go_on.set()
+        flusher.join(20)
+        assert client.flush(timeout=10)
+        new = sorted(e["data"] for e in receiver.events if e["name"] == "new")
+        assert list(range(20)) == new

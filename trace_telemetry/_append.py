@@ -25,16 +25,23 @@ import time
 from typing import List
 
 from . import _control, _fileio
-from ._compact import Compactor
+from ._compact import COPIED_MARK, Compactor
 from ._control import QueuePaths
 from ._exclusive import Control
 from ._stats import Stats
 
-__all__ = ["CHECK_EVERY", "Appender"]
+__all__ = ["CHECK_EVERY", "LOCK_WAIT", "Appender", "LockTimeoutError"]
+
+
+class LockTimeoutError(OSError):
+    """``Q.lock`` could not be had in time: the event is dropped (``lock_timeout``)."""
+
 
 #: Appends between two identity checks: at most this many appends of a
 #: process killed right after ``Q`` was deleted by hand can be lost.
 CHECK_EVERY = 64
+#: The longest an append waits for ``Q.lock`` (see :meth:`Appender._lock_shared`).
+LOCK_WAIT = 2.0
 #: The longest an append steps aside for a process waiting for ``Q.lock``.
 STEP_ASIDE_SECONDS = 0.2
 _DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EFBIG})
@@ -68,12 +75,19 @@ class Appender:
         self._reset()
 
     def _reset(self) -> None:
-        self._lock = threading.Lock()
+        # Re-entrant: a signal handler that tracks (or logs to a handler that
+        # does) runs on the thread it interrupted, maybe inside an append.
+        self._lock = threading.RLock()
+        #: Set while this process is inside a critical section: an append
+        #: re-entered from a signal handler is deferred to its end.
+        self._busy = False
+        self._deferred: List[bytes] = []
         #: Lines appended by this process (for ``stats()["enqueued"]``).
         self.appended = 0
         self._fd = -1
         self._lock_fd = -1
         self._lock_replaced = False
+        self._stalled = False
         self._generation = b""
         self._countdown = 0
         #: The lines appended since the last identity check.
@@ -89,6 +103,8 @@ class Appender:
 
     def close(self) -> None:
         with self._lock:
+            if self._busy:  # pragma: no cover - close() from a signal handler
+                return
             self._close()
 
     def _close(self) -> None:
@@ -109,7 +125,18 @@ class Appender:
             return False
         try:
             with self._lock:
-                end = self._append(line)
+                if self._busy or self.control.held_here():
+                    # Re-entered from a signal handler: written after the
+                    # interrupted append, or by the next one.
+                    self._deferred.append(line)
+                    return True
+                self._busy = True
+                try:
+                    end = self._append(line)
+                    while self._deferred:
+                        end = self._append(self._deferred.pop(0))
+                finally:
+                    self._busy = False
         except OSError as error:
             self._failed(error)
             return False
@@ -124,7 +151,7 @@ class Appender:
         lock_fd = self._lock_fd
         if lock_fd < 0:
             lock_fd = self._open_lock()
-        _fileio.lock_shared(lock_fd)
+        self._lock_shared(lock_fd)
         try:
             self._follow(lock_fd, force_check=False)
             fd = self._fd
@@ -166,8 +193,23 @@ class Appender:
         if self._countdown <= 0 or force_check:
             self._check(lock_fd)
 
-    @staticmethod
-    def _step_aside(lock_fd: int) -> bytes:
+    def _lock_shared(self, lock_fd: int) -> None:
+        """Take ``Q.lock`` shared, waiting at most :data:`LOCK_WAIT`.
+
+        An exclusive holder is brief, unless its process was stopped
+        (Ctrl-Z, a debugger) in the middle: ``track()`` must not hang for
+        that. Once a wait timed out, later appends try once, until a lock
+        succeeds again; the events they cannot write are dropped and counted
+        (``lock_timeout``).
+        """
+        if not _fileio.lock_shared(lock_fd, 0.0 if self._stalled else LOCK_WAIT):
+            self._stalled = True
+            raise LockTimeoutError(
+                errno.ETIMEDOUT, "Q.lock held by a process that does not release it"
+            )
+        self._stalled = False
+
+    def _step_aside(self, lock_fd: int) -> bytes:
         """Let a process waiting for the exclusive lock have it, then lock again.
 
         Waits while the intent is fresh, at most :data:`STEP_ASIDE_SECONDS`:
@@ -178,7 +220,7 @@ class Appender:
         while True:
             _fileio.unlock(lock_fd)
             time.sleep(delay)
-            _fileio.lock_shared(lock_fd)
+            self._lock_shared(lock_fd)
             header = os.pread(lock_fd, _control.HEADER_SIZE, 0)
             if not _control.intent_is_fresh(header) or time.monotonic() > deadline:
                 return header
@@ -186,8 +228,8 @@ class Appender:
 
     def _open_lock(self) -> int:
         """Open ``Q.lock`` (made whole first, under the exclusive lock)."""
-        with self.control.exclusive():
-            pass  # creates or repairs the layout
+        with self.control.exclusive(timeout=LOCK_WAIT):
+            pass  # creates or repairs the layout (a stopped holder: it stays as it is)
         self._lock_fd = _fileio.open_private(self.paths.lock, os.O_RDWR)
         return self._lock_fd
 
@@ -202,7 +244,7 @@ class Appender:
             with self.control.exclusive(timeout=1.0):
                 pass
         finally:
-            _fileio.lock_shared(lock_fd)
+            self._lock_shared(lock_fd)
         return os.pread(lock_fd, _control.GENERATION_SIZE, 0)
 
     def _switch(self, generation: bytes) -> None:
@@ -212,13 +254,16 @@ class Appender:
         and its new generation: the ``Q`` at the path is the current one. The
         lines we appended before were copied by the compaction (or consumed,
         if it emptied the file), however many compactions ran since, so none
-        is written again. (A hand deleting ``Q`` changes no generation: that
-        is the identity check's job.)
+        is written again: the compaction marked the end of the file it
+        replaced. A file without that mark was deleted by hand before some
+        compaction of its successor: the lines since the last identity check
+        are written again.
         """
         fd = self._fd
         if fd < 0 or not _is_current(fd, self.paths.queue):
-            self._unchecked.clear()
-            self._reopen(rescue=False)
+            # A compaction that copied our file marked its end; a file deleted
+            # by hand has no mark: our unchecked lines are written again.
+            self._reopen(rescue=fd >= 0 and not _marked_copied(fd))
         self._unchecked.clear()
         self._generation = generation if _control.valid_generation(generation) else b""
         self._countdown = CHECK_EVERY
@@ -255,26 +300,43 @@ class Appender:
         """Run the identity check now (the sender's timer, ``flush()``, exit)."""
         with self._lock:
             lock_fd = self._lock_fd
-            if lock_fd < 0 or self._fd < 0:
+            if self._busy or lock_fd < 0 or self._fd < 0 or self.control.held_here():
                 return
+            self._busy = True
             try:
-                _fileio.lock_shared(lock_fd)
+                self._lock_shared(lock_fd)
                 try:
                     self._follow(lock_fd, force_check=True)
                 finally:
                     _fileio.unlock(lock_fd)
                     if self._lock_replaced:
                         self._drop_lock_fd()
+                while self._deferred:  # left by a signal handler at the very end of an append
+                    self._append(self._deferred[0])
+                    del self._deferred[0]
             except OSError as error:
                 self.stats.error(f"queue check failed: {error}")
+            finally:
+                self._busy = False
 
     def _failed(self, error: OSError) -> None:
         """A write failed: count the drop, and start afresh on the next append."""
         self.stats.error(f"queue write failed: {error}")
+        if isinstance(error, LockTimeoutError):
+            self.stats.drop("lock_timeout", detail=f"{self.paths.lock}: {error.strerror}")
+            return  # the files are fine: the next append tries the lock again
         reason = "disk_full" if error.errno in _DISK_FULL else "io_error"
         self.stats.drop(reason, detail=f"{self.paths.queue}: {error.strerror or error}")
         with self._lock:
-            self._close()
+            if not self._busy:
+                self._close()
+
+
+def _marked_copied(fd: int) -> bool:
+    """Does our replaced file end with a compaction's mark (see ``_compact``)?"""
+    size = os.fstat(fd).st_size
+    mark = COPIED_MARK
+    return size >= len(mark) and os.pread(fd, len(mark), size - len(mark)) == mark
 
 
 def _is_current(fd: int, path: str) -> bool:

@@ -20,6 +20,7 @@ head is then 0: exactly the old head, since the copy starts there.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 from typing import Optional, Tuple
@@ -29,11 +30,12 @@ from ._control import NO_FINGERPRINT, QueuePaths, State
 from ._exclusive import Control
 from ._stats import Stats
 
-__all__ = ["COMPACT_MIN_BYTES", "Compactor", "last_line_end"]
+__all__ = ["COMPACT_MIN_BYTES", "COPIED_MARK", "Compactor", "last_line_end"]
 
 #: Consumed bytes worth reclaiming while events remain queued.
 COMPACT_MIN_BYTES = 1 << 20
 _CHUNK = 256 * 1024
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 
 class Compactor:
@@ -146,7 +148,14 @@ class Compactor:
 
     def _lock_temp(self, wait: float = 0.0) -> int:
         for _ in range(3):
-            fd = _fileio.open_private(self.paths.compact, os.O_RDWR | os.O_APPEND)
+            try:
+                fd = _fileio.open_private(self.paths.compact, os.O_RDWR | os.O_APPEND | _NOFOLLOW)
+            except OSError as error:
+                if error.errno != errno.ELOOP:
+                    raise
+                with contextlib.suppress(OSError):  # a symlink put there by hand: never follow it
+                    os.unlink(self.paths.compact)
+                continue
             if not _fileio.lock_exclusive(fd, timeout=wait):
                 os.close(fd)
                 return -1
@@ -203,9 +212,11 @@ class Compactor:
                     _control.fingerprint(source),
                     head,
                 )
+                marker = _open_marker(self.paths.queue, source)
                 _control.new_generation(cfd)
                 os.replace(self.paths.compact, self.paths.queue)
                 _control.write_state(cfd, new)
+                _mark_copied(marker, source)
                 return True
         finally:
             os.close(source)
@@ -248,6 +259,45 @@ def write_head(cfd: int, source: int, state: Optional[State], offset: int) -> St
     )
     _control.write_state(cfd, new)
     return new
+
+
+#: Appended to a file a compaction replaced: what was written to it before was copied.
+COPIED_MARK = b"#copied\n"
+
+
+def _open_marker(path: str, source: int) -> int:
+    """A writable descriptor of ``source`` (still at ``path``), or -1."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | _fileio._CLOEXEC)
+    except OSError:
+        return -1
+    if os.fstat(fd).st_ino != os.fstat(source).st_ino:
+        os.close(fd)
+        return -1
+    return fd
+
+
+def _mark_copied(fd: int, source: int) -> None:
+    """Mark a file a compaction replaced (exclusive lock held), for appenders that had it open.
+
+    An appender whose file is no longer ``Q`` when the generation changes
+    finds this mark at its end if the compaction copied its lines; without
+    it, the file was deleted by hand and the appender writes its unchecked
+    lines again (see ``_append``). On failure (a full disk) they are
+    written again: duplicates, never a loss.
+    """
+    if fd < 0:
+        return
+    try:
+        size = os.fstat(source).st_size
+        torn = size > 0 and os.pread(source, 1, size - 1) != b"\n"
+        # After a torn tail, on a line of its own: a sender still reading
+        # this file ends the torn line where the copy did, then stops.
+        os.write(fd, b"\n" + COPIED_MARK if torn else COPIED_MARK)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _read_mirror(paths: QueuePaths) -> Optional[State]:

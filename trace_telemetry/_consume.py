@@ -24,8 +24,13 @@ from ._exclusive import Control
 from ._lines import LineReader, classify, classify_in_place
 from ._stats import Stats
 
-__all__ = ["Consumer", "QueueSession"]
+__all__ = ["Consumer"]
 
+#: The longest a commit waits for ``Q.lock``'s exclusive lock. Its holders are
+#: short; a wait this long means a process stopped inside an append (SIGSTOP,
+#: or a signal handler flushing on the very thread it interrupted). The batch
+#: stays queued (it may be sent again) and the drain stops.
+COMMIT_LOCK_WAIT = 2.0
 #: ``Q.offset`` is written whole once, so the state copy never needs new blocks.
 _STATE_FILE_SIZE = 128
 
@@ -164,7 +169,7 @@ class Consumer:
             return
         with self.control.shared() as cfd:
             generation = _control.read_generation(cfd)
-            if generation == self._generation and self._read_fd >= 0:
+            if generation == self._generation and self._read_fd >= 0 and self._same_content():
                 state = _control.head_of(self._read_fd, (_control.read_state(cfd),))
                 if state is not None and state.offset > self.head:
                     self.head = state.offset
@@ -177,8 +182,9 @@ class Consumer:
         if fd < 0:
             return
         written: Optional[_control.State] = None
-        with self.control.exclusive() as cfd:
-            assert cfd is not None  # no timeout: waits
+        with self.control.exclusive(COMMIT_LOCK_WAIT) as cfd:
+            if cfd is None:
+                raise TimeoutError("Q.lock stayed locked: the batch stays queued")
             if self._unchanged(cfd, fd):
                 current = _control.head_of(
                     fd, (_control.read_state(cfd), _control.read_state(self._state_fd, 0))
@@ -204,7 +210,7 @@ class Consumer:
         first line.
         """
         if _control.read_generation(cfd) == self._generation:
-            return True
+            return self._same_content()  # not truncated and refilled by hand
         state = _control.read_state(cfd)
         inode = os.fstat(fd).st_ino
         if state is not None and state.origin_inode == inode:
@@ -213,6 +219,13 @@ class Consumer:
             return False
         known = self._fingerprint
         return known == _control.NO_FINGERPRINT or known == _control.fingerprint(fd)
+
+    def _same_content(self) -> bool:
+        """Does our read file still start with the first line we knew (learnt once it has one)?"""
+        now = _control.fingerprint(self._read_fd)
+        if self._fingerprint == _control.NO_FINGERPRINT:
+            self._fingerprint = now
+        return now == self._fingerprint
 
     def _commit_translated(self, cfd: int, old: int, end: int) -> None:
         """``Q`` was compacted by another process while our batch was in flight."""
@@ -319,7 +332,10 @@ class Consumer:
         kept = [line for line in lines if line not in (b"", b"\n")]
         data = b"".join(kept)
         if data:
-            _fileio.append_private(self.paths.corrupt, data)
+            try:
+                _fileio.append_private(self.paths.corrupt, data)
+            except OSError as error:  # a full disk: they are not events, sending goes on
+                self.stats.error(f"could not save invalid lines to {self.paths.corrupt}: {error}")
         if end >= 0:
             self.commit(end)
         count = len(kept) + sum(1 for line in lines if line == b"")
@@ -363,79 +379,6 @@ class Consumer:
         if state is not None:
             with contextlib.suppress(OSError):
                 _control.write_state(self._state_fd, state, 0)
-
-
-class QueueSession:
-    """Exclusive access to the head of the queue, for one drain.
-
-    Entered, it holds the in-process session lock and the cross-process
-    sender lock; :attr:`acquired` tells whether both were obtained within
-    the timeout.
-    """
-
-    def __init__(self, consumer: Consumer, max_bytes: int, timeout: float) -> None:
-        self.consumer = consumer
-        self.max_bytes = max_bytes
-        self.timeout = timeout
-        self.acquired = False
-        self._thread_locked = False
-
-    def __enter__(self) -> "QueueSession":
-        consumer = self.consumer
-        if not consumer.session_lock.acquire(timeout=max(self.timeout, 0.0)):
-            return self
-        self._thread_locked = True
-        try:
-            if consumer.lock(self.timeout):
-                self.acquired = True
-                consumer.sync()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        try:
-            if self.acquired:
-                self.consumer.unlock()
-        finally:
-            self.acquired = False
-            if self._thread_locked:
-                self._thread_locked = False
-                self.consumer.session_lock.release()
-
-    def end_offset(self) -> int:
-        """The size of the queue file now: a flush stops there."""
-        return self.consumer.end_offset()
-
-    def read_batch(
-        self, max_events: int, stop_at: Optional[int] = None, start: Optional[int] = None
-    ) -> List[Tuple[bytes, int]]:
-        """Up to ``max_events`` events: ``(line, end_offset)``.
-
-        From the head (``start=None``), invalid lines are set aside and
-        committed past at once. With ``start`` (where the previous read
-        ahead ended), nothing is committed and each invalid line comes back
-        as ``(b"", end)`` for the caller to commit past in order. See
-        :meth:`Consumer.read_batch`.
-        """
-        return self.consumer.read_batch(max_events, stop_at, start)
-
-    def commit(self, end_offset: int, lines: int = 0) -> None:
-        """Mark everything before ``end_offset`` consumed (``lines`` is informative)."""
-        self.consumer.commit(end_offset)
-
-    def dead_letter(self, line: bytes) -> None:
-        """Move one refused event to ``Q.rejected`` (the caller commits past it)."""
-        _fileio.append_private(self.consumer.paths.rejected, line + b"\n")
-
-    def still_locked(self) -> bool:
-        """False once ``Q.offset`` was deleted by hand: the drain should stop."""
-        return self.consumer.still_locked()
-
-    def maintain(self) -> None:
-        """Reclaim the consumed head and enforce ``max_queue_bytes``."""
-        self.consumer.maintain(self.max_bytes)
 
 
 def _same_file(fd: int, path: str) -> bool:

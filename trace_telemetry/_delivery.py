@@ -30,11 +30,11 @@ import time
 from collections import deque
 from typing import Callable, Deque, List, NamedTuple, Optional, Tuple
 
-from ._consume import QueueSession
 from ._guard import sdk_work
 from ._inflight import Job, SenderPool
 from ._protocol import DONE, SPLIT, TraceTelemetryProtocol, WireProtocol, json_array
 from ._queue import FileQueue
+from ._session import QueueSession
 from ._stats import Stats
 from ._transport import Response
 

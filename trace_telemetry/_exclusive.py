@@ -8,6 +8,7 @@ See ``docs/delivery.md`` ("How it is safe").
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import threading
 import time
@@ -23,7 +24,10 @@ from ._control import (
     read_generation,
 )
 
-__all__ = ["Control"]
+__all__ = ["SHARED_WAIT", "Control"]
+
+#: The longest the sender waits for ``Q.lock`` shared.
+SHARED_WAIT = 2.0
 
 
 class Control:
@@ -39,6 +43,10 @@ class Control:
     def __init__(self, path: str) -> None:
         self.path = path
         self._lock = threading.Lock()
+        #: The thread inside :meth:`exclusive` or :meth:`shared`: a signal
+        #: handler that flushes runs on the thread it interrupted, and must
+        #: neither wait for that thread nor lock the same descriptor again.
+        self._owner = 0
         self._fd = -1
 
     def _descriptor(self) -> int:
@@ -53,27 +61,54 @@ class Control:
         While waiting, the intent is published so appenders step aside. A
         ``Q.lock`` that is short or damaged is rebuilt (see :func:`initialize`).
         """
+        if self._owner == threading.get_ident():  # re-entered from a signal handler
+            yield None
+            return
         with self._lock:
-            fd = self._acquire(timeout, shared=False)
-            if fd < 0:
-                yield None
-                return
+            self._owner = threading.get_ident()
             try:
-                if not read_generation(fd) or os.fstat(fd).st_size < CONTROL_SIZE:
-                    initialize(fd)
-                yield fd
+                fd = self._acquire(timeout, shared=False)
+                if fd < 0:
+                    yield None
+                    return
+                try:
+                    if not read_generation(fd) or os.fstat(fd).st_size < CONTROL_SIZE:
+                        initialize(fd)
+                    yield fd
+                finally:
+                    _fileio.unlock(fd)
             finally:
-                _fileio.unlock(fd)
+                self._owner = 0
 
     @contextlib.contextmanager
     def shared(self) -> Iterator[int]:
-        """Hold ``Q.lock`` shared: state and generation can be read, not changed."""
+        """Hold ``Q.lock`` shared: state and generation can be read, not changed.
+
+        Raises:
+            OSError: not had within :data:`SHARED_WAIT` (a process stopped while
+                holding it exclusively); the sender's drain then ends, its
+                events stay queued.
+        """
+        if self._owner == threading.get_ident():  # re-entered from a signal handler
+            raise OSError(errno.EDEADLK, "Q.lock is held by the code this signal interrupted")
         with self._lock:
-            fd = self._acquire(None, shared=True)
+            self._owner = threading.get_ident()
             try:
-                yield fd
+                fd = self._acquire(SHARED_WAIT, shared=True)
+                if fd < 0:
+                    raise OSError(
+                        errno.ETIMEDOUT, "Q.lock held by a process that does not release it"
+                    )
+                try:
+                    yield fd
+                finally:
+                    _fileio.unlock(fd)
             finally:
-                _fileio.unlock(fd)
+                self._owner = 0
+
+    def held_here(self) -> bool:
+        """Is this very thread inside :meth:`exclusive` or :meth:`shared` (a signal handler)?"""
+        return self._owner == threading.get_ident()
 
     def _acquire(self, timeout: Optional[float], shared: bool) -> int:
         """Lock the ``Q.lock`` that is at the path now; -1 on timeout.
@@ -84,7 +119,8 @@ class Control:
         for _ in range(5):
             fd = self._descriptor()
             if shared:
-                _fileio.lock_shared(fd)
+                if not _fileio.lock_shared(fd, timeout):
+                    return -1
             else:
                 if timeout != 0:
                     _set_intent(fd, True)
@@ -98,11 +134,7 @@ class Control:
                 return fd
             _fileio.unlock(fd)
             self._close()
-        if not shared:  # pragma: no cover - a hand replacing the file as fast as we lock
-            return -1
-        fd = self._descriptor()  # pragma: no cover
-        _fileio.lock_shared(fd)  # pragma: no cover
-        return fd  # pragma: no cover
+        return -1  # pragma: no cover - a hand replacing the file as fast as we lock
 
     def add_drops(self, drops: Dict[str, int], timeout: float) -> bool:
         """Add ``drops`` to the shared counts; False if the lock was not had in time."""
@@ -125,6 +157,7 @@ class Control:
     def forget(self) -> None:
         """In a forked child: close without unlocking (the lock is the parent's)."""
         self._lock = threading.Lock()
+        self._owner = 0
         self._close()
 
 

@@ -97,19 +97,15 @@ def copy_range(src: int, dst: int, start: int, end: int) -> None:
 
 if fcntl is not None:
 
-    def lock_shared(fd: int) -> None:
-        fcntl.flock(fd, fcntl.LOCK_SH)
-
-    def lock_exclusive(fd: int, timeout: Optional[float] = None) -> bool:
-        """Take an exclusive lock; ``timeout=0`` tries once, ``None`` waits forever."""
+    def _flock(fd: int, mode: int, timeout: Optional[float]) -> bool:
         if timeout is None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, mode)
             return True
         deadline = time.monotonic() + timeout
-        delay = 0.005
+        delay = 0.001
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
                 return True
             except BlockingIOError:
                 remaining = deadline - time.monotonic()
@@ -117,6 +113,14 @@ if fcntl is not None:
                     return False
                 time.sleep(min(delay, remaining))
                 delay = min(delay * 2, 0.05)
+
+    def lock_shared(fd: int, timeout: Optional[float] = None) -> bool:
+        """Take a shared lock; ``timeout=0`` tries once, ``None`` waits forever."""
+        return _flock(fd, fcntl.LOCK_SH, timeout)
+
+    def lock_exclusive(fd: int, timeout: Optional[float] = None) -> bool:
+        """Take an exclusive lock; ``timeout=0`` tries once, ``None`` waits forever."""
+        return _flock(fd, fcntl.LOCK_EX, timeout)
 
     def unlock(fd: int) -> None:
         fcntl.flock(fd, fcntl.LOCK_UN)
@@ -127,8 +131,8 @@ else:  # pragma: no cover - Windows: one byte lock, shared behaves as exclusive
         os.lseek(fd, 0, os.SEEK_SET)
         msvcrt.locking(fd, mode, 1)
 
-    def lock_shared(fd: int) -> None:
-        lock_exclusive(fd, None)
+    def lock_shared(fd: int, timeout: Optional[float] = None) -> bool:
+        return lock_exclusive(fd, timeout)
 
     def lock_exclusive(fd: int, timeout: Optional[float] = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -12,6 +12,8 @@ from ._validate import salvage, valid_event_lines
 __all__ = ["LineReader", "classify", "classify_in_place"]
 
 _CHUNK = 256 * 1024
+#: The mark a compaction appends to the file it replaced (``_compact.COPIED_MARK``).
+_COPIED = b"#copied"
 
 
 class LineReader:
@@ -49,6 +51,8 @@ class LineReader:
                 newline = buffer.find(b"\n", start)
                 if newline < 0:
                     break
+                if buffer[start:newline] == _COPIED:
+                    return  # a compaction replaced this file here (see ``_compact``)
                 yield buffer[start:newline], position + newline + 1
                 start = newline + 1
             buffer = buffer[start:]

@@ -34,9 +34,10 @@ from typing import Dict
 from . import _control, _fileio, _fsinfo
 from ._append import Appender
 from ._compact import Compactor
-from ._consume import Consumer, QueueSession
+from ._consume import Consumer
 from ._control import QueuePaths
 from ._exclusive import Control
+from ._session import QueueSession
 from ._stats import Stats
 
 __all__ = ["COMPACT_LOCK_WAIT", "FileQueue"]

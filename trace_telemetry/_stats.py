@@ -13,6 +13,8 @@ import threading
 import time
 from typing import Any, Callable, Dict, Optional, Set
 
+from ._guard import sdk_work
+
 __all__ = ["SKIPS_SDK_RECORDS", "Stats", "log", "logger"]
 
 logger = logging.getLogger("trace_telemetry")
@@ -45,7 +47,10 @@ def log(level: int, message: str, *args: Any, exc_info: bool = False) -> None:
     )
     if not logger.filter(record):
         return
-    logger.callHandlers(record)
+    # Marked as the SDK's own work: a TelemetryProcessor in a formatter's
+    # foreign_pre_chain must not track it (it may be logged under a queue lock).
+    with sdk_work():
+        logger.callHandlers(record)
     last_resort = logging.lastResort
     if last_resort is not None and level >= last_resort.level and _only_skipping_handlers():
         last_resort.handle(record)

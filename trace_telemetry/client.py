@@ -10,9 +10,9 @@ import time
 import weakref
 from typing import Any, Dict, Optional, overload
 
-from . import _envelope, _exit, _paths, _sender
+from . import _envelope, _exit, _paths, _sender, _shape
 from ._arguments import event_name, parse_track_arguments
-from ._event import EVENT_KEYS, exception_data, format_timestamp, new_event_id
+from ._event import exception_data, format_timestamp, new_event_id
 from ._host import host_info
 from ._queue import FileQueue
 from ._serialize import encode, encode_event
@@ -31,7 +31,6 @@ STOP_TIMEOUT = 2.0
 #: this many seconds later (uniform, so a fleet restarted together spreads out).
 BACKLOG_DELAY = (0.1, 1.0)
 
-_TRUNCATION_MARKER = "…[truncated by trace_telemetry: event over max_event_bytes]"
 _clients: "weakref.WeakSet[TelemetryClient]" = weakref.WeakSet()
 _getpid = os.getpid
 
@@ -315,51 +314,10 @@ class TelemetryClient:
 
     def _scrub(self, event: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         assert self._before_send is not None
-        kept = {"id": event["id"], "timestampUtc": event["timestampUtc"], "data": None}
-        try:
-            result = self._before_send(event)
-        except Exception as error:  # noqa: BLE001 - user code
-            self._stats.drop("before_send_error", detail=f"before_send raised {error!r}")
-            return None
-        if result is None:
-            self._stats.drop("before_send", detail="before_send returned None")
-            return None
-        if not isinstance(result, dict):
-            self._stats.drop(
-                "before_send_error", detail=f"before_send returned a {type(result).__name__}"
-            )
-            return None
-        # Only the contract's keys go out. A key the hook deleted stays
-        # deleted (emptied), so scrubbing by deletion is honoured.
-        return {key: result.get(key, kept.get(key, "")) for key in EVENT_KEYS}
+        return _shape.scrub(event, self._before_send, self._stats)
 
     def _shrink(self, event: Dict[str, Any]) -> bytes:
-        """Cut ``data`` (and, if need be, ``name``) down to fit ``max_event_bytes``."""
-        self._stats.add("truncated")
-        self._stats.warn_once(
-            "truncated",
-            "trace_telemetry truncated an event over max_event_bytes=%d (logged once)",
-            self._max_event_bytes,
-        )
-        text = encode(event["data"]).decode("utf-8")
-        shrunk = dict(event)
-        name = shrunk["name"] if isinstance(shrunk["name"], str) else ""
-        if len(name) > 1024:
-            shrunk["name"] = name[:1024]
-        shrunk["data"] = ""
-        room = self._max_event_bytes - len(encode(shrunk)) - len(_TRUNCATION_MARKER) * 3 - 8
-        for _ in range(4):
-            if room <= 0:
-                break
-            preview = text.encode("utf-8")[:room].decode("utf-8", "ignore")
-            shrunk["data"] = preview + _TRUNCATION_MARKER
-            line = encode(shrunk) + b"\n"
-            excess = len(line) - self._max_event_bytes
-            if excess <= 0:
-                return line
-            room -= max(excess, room // 4)
-        self._stats.drop("too_large", detail="event envelope over max_event_bytes")
-        return b""
+        return _shape.shrink(event, self._max_event_bytes, self._stats)
 
     def _internal_error(self, error: Exception) -> None:
         self._stats.error(f"internal error: {error!r}")

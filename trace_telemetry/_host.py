@@ -148,3 +148,15 @@ def host_info() -> HostInfo:
             if _shared is None:
                 _shared = HostInfo()
     return _shared
+
+
+def _after_fork_in_child() -> None:
+    """A lock held by a thread that does not exist in the child would stay held."""
+    global _shared_lock  # noqa: PLW0603
+    _shared_lock = threading.Lock()
+    if _shared is not None:
+        _shared._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -98,3 +98,13 @@ def release(client: TelemetryClient) -> None:
     client._worker.stop(timeout=0)
     if client.options.endpoint_url and not _exit.exiting():
         client.flush(timeout=CLOSE_SEND_SECONDS)
+
+
+def _after_fork_in_child() -> None:
+    """A lock held by a thread that does not exist in the child would stay held."""
+    global _lock  # noqa: PLW0603
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

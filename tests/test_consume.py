@@ -201,3 +201,16 @@ class TestReviewBatchInFlight:
         assert client.flush(timeout=10)
         new = sorted(e["data"] for e in receiver.events if e["name"] == "new")
         assert list(range(20)) == new
+
+
+def test_a_copied_mark_written_by_hand_in_the_live_queue_does_not_stall_it(
+    make_client: MakeClient, receiver: Receiver, queue_path: Path
+) -> None:
+    client = make_client(endpoint_url=receiver.url, batch_size=5)
+    client.track("e", 0)
+    with open(queue_path, "ab") as handle:
+        handle.write(b"#copied\n")
+    client.track("e", 1)
+    assert client.flush(timeout=10)
+    assert [0, 1] == sorted(e["data"] for e in receiver.events)
+    assert b"#copied\n" == Path(str(queue_path) + ".corrupt").read_bytes()

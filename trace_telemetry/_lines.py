@@ -51,8 +51,14 @@ class LineReader:
                 newline = buffer.find(b"\n", start)
                 if newline < 0:
                     break
-                if buffer[start:newline] == _COPIED:
-                    return  # a compaction replaced this file here (see ``_compact``)
+                if (
+                    buffer[start:newline] == _COPIED
+                    and position + newline + 1 == os.fstat(fd).st_size
+                ):
+                    # A compaction replaced this file here (see ``_compact``);
+                    # the mark is always the file's last line (one written by
+                    # hand elsewhere is an invalid line like any other).
+                    return
                 yield buffer[start:newline], position + newline + 1
                 start = newline + 1
             buffer = buffer[start:]

@@ -94,7 +94,7 @@ class Compactor:
                     moved = head > 0
                 else:
                     boundary = _next_line_start(source, max(head, size - target))
-                    dropped = _count_newlines(source, head, boundary)
+                    dropped = _fileio.count_newlines(source, head, boundary)
                     write_head(cfd, source, state, boundary)
                     if dropped:
                         _control.add_drops_locked(cfd, {"queue_full": dropped})
@@ -126,7 +126,7 @@ class Compactor:
             _remove_leftovers(self.paths.queue)
             return self._compact(temp)
         finally:
-            if _is_current(temp, self.paths.compact):  # not renamed: nothing to keep
+            if _fileio.same_file(temp, self.paths.compact):  # not renamed: nothing to keep
                 with contextlib.suppress(OSError):
                     os.unlink(self.paths.compact)
             os.close(temp)
@@ -194,7 +194,7 @@ class Compactor:
             with self.control.exclusive(self.lock_wait) as cfd:
                 if cfd is None or _control.read_generation(cfd) != generation:
                     return False
-                if not _is_current(source, self.paths.queue):
+                if not _fileio.same_file(source, self.paths.queue):
                     return False  # replaced by hand meanwhile
                 state, now = self.head(cfd, source)
                 size = os.fstat(source).st_size
@@ -318,13 +318,6 @@ def _open_queue(path: str) -> int:
         return -1
 
 
-def _is_current(fd: int, path: str) -> bool:
-    try:
-        return os.stat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        return False
-
-
 def _remove_leftovers(queue: str) -> None:
     """Temporary files of older versions (``Q.compact-<pid>``): no process owns them now."""
     for leftover in glob.glob(glob.escape(queue) + ".compact-*"):
@@ -357,14 +350,3 @@ def _next_line_start(fd: int, position: int) -> int:
         if newline >= 0:
             return position + newline + 1
         position += len(chunk)
-
-
-def _count_newlines(fd: int, start: int, end: int) -> int:
-    count = 0
-    while start < end:
-        chunk = os.pread(fd, min(1 << 20, end - start), start)
-        if not chunk:
-            break
-        count += chunk.count(b"\n")
-        start += len(chunk)
-    return count

@@ -101,7 +101,7 @@ class Consumer:
             remaining = max(0.0, deadline - time.monotonic())
             if not _fileio.lock_exclusive(self._state_fd, remaining):
                 return False
-            if _same_file(self._state_fd, self.paths.state):
+            if _fileio.same_file(self._state_fd, self.paths.state):
                 if os.fstat(self._state_fd).st_size < _STATE_FILE_SIZE:
                     with contextlib.suppress(OSError):
                         os.pwrite(self._state_fd, b" " * (_STATE_FILE_SIZE - 1) + b"\n", 0)
@@ -116,7 +116,7 @@ class Consumer:
 
     def still_locked(self) -> bool:
         """False if ``Q.offset`` was deleted or replaced since we locked it."""
-        return _same_file(self._state_fd, self.paths.state)
+        return _fileio.same_file(self._state_fd, self.paths.state)
 
     # -- the head ---------------------------------------------------------------------
 
@@ -125,7 +125,7 @@ class Consumer:
         with self.control.shared() as cfd:
             generation = _control.read_generation(cfd)
             fd = self._read_fd
-            if fd >= 0 and not _same_file(fd, self.paths.queue):
+            if fd >= 0 and not _fileio.same_file(fd, self.paths.queue):
                 if generation == self._generation:
                     self._rescue(cfd, fd)  # replaced by hand, not compacted
                 self._close_read()
@@ -215,7 +215,7 @@ class Consumer:
         inode = os.fstat(fd).st_ino
         if state is not None and state.origin_inode == inode:
             return False  # compacted or emptied from our file
-        if not _same_file(fd, self.paths.queue):
+        if not _fileio.same_file(fd, self.paths.queue):
             return False
         known = self._fingerprint
         return known == _control.NO_FINGERPRINT or known == _control.fingerprint(fd)
@@ -379,10 +379,3 @@ class Consumer:
         if state is not None:
             with contextlib.suppress(OSError):
                 _control.write_state(self._state_fd, state, 0)
-
-
-def _same_file(fd: int, path: str) -> bool:
-    try:
-        return os.stat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        return False

@@ -130,7 +130,7 @@ class Control:
                 finally:
                     if timeout != 0:
                         _set_intent(fd, False)
-            if _same_file(fd, self.path):
+            if _fileio.same_file(fd, self.path):
                 return fd
             _fileio.unlock(fd)
             self._close()
@@ -165,10 +165,3 @@ def _set_intent(fd: int, waiting: bool) -> None:
     value = b"%020d" % int(time.time() * 1e6) if waiting else NO_INTENT
     with contextlib.suppress(OSError):
         os.pwrite(fd, value, INTENT.start)
-
-
-def _same_file(fd: int, path: str) -> bool:
-    try:
-        return os.stat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        return False

@@ -14,9 +14,11 @@ __all__ = [
     "HAS_FLOCK",
     "append_private",
     "copy_range",
+    "count_newlines",
     "lock_exclusive",
     "lock_shared",
     "open_private",
+    "same_file",
     "unlock",
     "write_all",
 ]
@@ -82,6 +84,26 @@ def append_private(path: str, data: bytes) -> None:
         write_all(fd, data)
     finally:
         os.close(fd)
+
+
+def same_file(fd: int, path: str) -> bool:
+    """Is the open file ``fd`` the one at ``path`` now (not deleted, replaced or renamed)?"""
+    try:
+        return os.stat(path).st_ino == os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def count_newlines(fd: int, start: int, end: int) -> int:
+    """Newlines in bytes ``[start, end)`` of ``fd``, read 1 MiB at a time."""
+    count = 0
+    while start < end:
+        chunk = os.pread(fd, min(1 << 20, end - start), start)
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        start += len(chunk)
+    return count
 
 
 def copy_range(src: int, dst: int, start: int, end: int) -> None:

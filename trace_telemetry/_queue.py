@@ -174,7 +174,11 @@ class FileQueue:
                 finally:
                     os.close(fd)
             fd = self._count_fd
-            if fd < 0 or generation != self._count_generation or not _same(fd, self.path):
+            if (
+                fd < 0
+                or generation != self._count_generation
+                or not _fileio.same_file(fd, self.path)
+            ):
                 self._close_counter()
                 try:
                     fd = self._count_fd = os.open(self.path, os.O_RDONLY | _fileio._CLOEXEC)
@@ -187,13 +191,13 @@ class FileQueue:
             if size < self._count_end:  # truncated by hand
                 self._count_end = self._count_lines = 0
                 self._count_head = self._count_head_lines = 0
-            self._count_lines += _newlines(fd, self._count_end, size)
+            self._count_lines += _fileio.count_newlines(fd, self._count_end, size)
             self._count_end = max(self._count_end, size)
             state = _control.head_of(fd, (lock_state, self._mirror()))
             head = state.offset if state is not None else 0
             if head < self._count_head:
                 self._count_head = self._count_head_lines = 0
-            self._count_head_lines += _newlines(fd, self._count_head, head)
+            self._count_head_lines += _fileio.count_newlines(fd, self._count_head, head)
             self._count_head = head
             return max(0, self._count_lines - self._count_head_lines)
 
@@ -206,24 +210,6 @@ class FileQueue:
             return _control.read_state(fd, 0)
         finally:
             os.close(fd)
-
-
-def _same(fd: int, path: str) -> bool:
-    try:
-        return os.stat(path).st_ino == os.fstat(fd).st_ino
-    except FileNotFoundError:
-        return False
-
-
-def _newlines(fd: int, start: int, end: int) -> int:
-    count = 0
-    while start < end:
-        chunk = os.pread(fd, min(1 << 20, end - start), start)
-        if not chunk:
-            break
-        count += chunk.count(b"\n")
-        start += len(chunk)
-    return count
 
 
 def _at_exit() -> None:

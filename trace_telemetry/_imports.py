@@ -20,9 +20,10 @@ from types import ModuleType
 __all__ = ["SENDER_MODULES", "load", "load_all"]
 
 #: What the sender imports, itself or inside ``requests`` during a request
-#: (``requests`` reads ``~/.netrc`` through a lazy ``import netrc``). Loaded
+#: (``requests`` reads ``~/.netrc`` through a lazy ``import netrc``), and the
+#: compression module (``compression="gzip"``). Loaded
 #: together before the first request, so none is imported while sending.
-SENDER_MODULES = ("requests", "netrc", "email.utils")
+SENDER_MODULES = ("requests", "netrc", "email.utils", "gzip")
 
 _lock = threading.RLock()
 

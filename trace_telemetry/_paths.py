@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import tempfile
 
 from ._stats import Stats
 
@@ -53,6 +52,8 @@ def queue_path_problem(path: str) -> str:
             folder = os.path.dirname(folder)
         if not os.path.isdir(folder):
             return f"[Errno {errno.ENOTDIR}] {os.strerror(errno.ENOTDIR)}: {folder!r}"
+        import tempfile  # noqa: PLC0415 - only when a client is built, not at import
+
         fd, probe = tempfile.mkstemp(prefix=".trace-telemetry-probe-", dir=folder)
         os.close(fd)
         os.unlink(probe)

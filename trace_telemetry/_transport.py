@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import gzip
 import time
 from typing import TYPE_CHECKING, Callable, Dict, Mapping, NamedTuple, Optional
 
@@ -98,7 +97,7 @@ class HttpTransport:
                 load_all(SENDER_MODULES)  # deferred (costly), and fork-safe
                 session = self._session = load("requests").Session()
             if self._gzip:
-                packed = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+                packed = load("gzip").compress(body, compresslevel=GZIP_LEVEL, mtime=0)
                 answer = self._send(session, packed, self._headers, timeout)
                 if answer.status != 415:  # Unsupported Media Type
                     return answer

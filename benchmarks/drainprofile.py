@@ -20,7 +20,7 @@ import tempfile
 import time
 from typing import Any, Callable, Dict, Iterator, List, TypeVar
 
-from trace_telemetry import TelemetryClient, TelemetryOptions, _session
+from trace_telemetry import TelemetryClient, TelemetryOptions, _lines, _session
 
 from . import reference_queue
 from ._delayed import DelayedReceiver
@@ -54,15 +54,15 @@ class _Timers:
 def _timed_phases(timers: _Timers) -> Iterator[None]:
     """Time the session's reads, validation and commits (restored afterwards)."""
     session_cls = _session.QueueSession
-    saved = (session_cls.read_batch, session_cls.commit, _session.valid_event_lines)
+    saved = (session_cls.read_batch, session_cls.commit, _lines.valid_event_lines)
     session_cls.read_batch = timers.wrap("read_batch", saved[0])  # type: ignore[method-assign]
     session_cls.commit = timers.wrap("commit", saved[1])  # type: ignore[method-assign]
-    _session.valid_event_lines = timers.wrap("validate", saved[2])  # type: ignore[attr-defined]
+    _lines.valid_event_lines = timers.wrap("validate", saved[2])
     try:
         yield
     finally:
         session_cls.read_batch, session_cls.commit = saved[0], saved[1]  # type: ignore[method-assign]
-        _session.valid_event_lines = saved[2]  # type: ignore[attr-defined]
+        _lines.valid_event_lines = saved[2]
 
 
 def profile(folder: str, url: str, count: int, batch: int, window: int) -> Row:

@@ -320,8 +320,12 @@ class Consumer:
         return batch
 
     def _same_generation(self) -> bool:
-        with self.control.shared() as cfd:
-            return _control.read_generation(cfd) == self._generation
+        """No compaction or emptying since the head was read (a lock-free peek).
+
+        A torn read only looks like a change, which stops the read ahead
+        once: harmless. Hands on ``Q`` are caught at commit.
+        """
+        return self.control.peek_generation() == self._generation
 
     def _set_aside(self, lines: List[bytes], end: int) -> None:
         """Append ``lines`` to ``Q.corrupt``; commit past them if ``end`` >= 0.

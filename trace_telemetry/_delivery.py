@@ -236,8 +236,16 @@ class _Drain:
         self.flights: Deque[_Flight] = deque()
         #: Where the last batch read ended: the next read ahead starts there.
         self.position = 0
+        #: The end of the batches settled but not yet committed (-1: none).
+        self.pending_end = -1
 
     def run(self) -> bool:
+        try:
+            return self._run()
+        finally:
+            self._write_commit()
+
+    def _run(self) -> bool:
         delivery, pool, flights = self.delivery, self.delivery.pool, self.flights
         ready: Optional[Batch] = None
         exhausted = False
@@ -246,6 +254,7 @@ class _Drain:
             while flights and flights[0].answered():
                 if not self._settle(flights.popleft()):
                     return False
+            self._write_commit()  # one commit for every batch settled together
             if self._out_of_time():
                 return False  # answers still to come are ignored; events stay queued
             if not self.session.still_locked():  # Q.offset deleted by hand: another
@@ -308,11 +317,21 @@ class _Drain:
         return self._wait_all() and self._split(flight.batch, answer)
 
     def _commit(self, batch: Batch) -> None:
-        self.session.commit(batch[-1][1], len(batch))
+        """Count ``batch`` as consumed; its end is committed by :meth:`_write_commit`.
+
+        Batches answered together are committed once, at the last one's end
+        (a commit takes ``Q.lock`` exclusively and writes two files).
+        """
+        self.pending_end = batch[-1][1]
         sent = sum(1 for line, _ in batch if line)
         self.delivery.stats.add("sent", sent)
         if self.progress is not None:
             self.progress(sent)
+
+    def _write_commit(self) -> None:
+        end, self.pending_end = self.pending_end, -1
+        if end >= 0:
+            self.session.commit(end, 0)
 
     def _wait_all(self) -> bool:
         """Let the window drain (answers kept for their turn); False at the deadline."""
@@ -363,6 +382,7 @@ class _Drain:
 
     def _request(self, body: bytes) -> Optional[Response]:
         """One request alone; None at the deadline or on ``cancel``."""
+        self._write_commit()  # what was settled before a request alone is committed first
         pool, job = self.delivery.pool, None
         while True:
             pool.changed.clear()

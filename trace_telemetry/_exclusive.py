@@ -16,7 +16,6 @@ from typing import Dict, Iterator, Optional
 
 from . import _fileio
 from ._control import (
-    CONTROL_SIZE,
     INTENT,
     NO_INTENT,
     add_drops_locked,
@@ -72,7 +71,7 @@ class Control:
                     yield None
                     return
                 try:
-                    if not read_generation(fd) or os.fstat(fd).st_size < CONTROL_SIZE:
+                    if not read_generation(fd):  # new, truncated or scribbled on
                         initialize(fd)
                     yield fd
                 finally:
@@ -106,6 +105,14 @@ class Control:
             finally:
                 self._owner = 0
 
+    def peek_generation(self) -> bytes:
+        """The generation, read without a lock (see ``Consumer._same_generation``)."""
+        with self._lock:
+            try:
+                return read_generation(self._descriptor())
+            except OSError:
+                return b""
+
     def held_here(self) -> bool:
         """Is this very thread inside :meth:`exclusive` or :meth:`shared` (a signal handler)?"""
         return self._owner == threading.get_ident()
@@ -121,15 +128,17 @@ class Control:
             if shared:
                 if not _fileio.lock_shared(fd, timeout):
                     return -1
-            else:
-                if timeout != 0:
-                    _set_intent(fd, True)
+            # The intent is published only when the lock is busy: the
+            # common, uncontended case costs one system call.
+            elif not _fileio.lock_exclusive(fd, 0):
+                if timeout == 0:
+                    return -1
+                _set_intent(fd, True)
                 try:
                     if not _fileio.lock_exclusive(fd, timeout):
                         return -1
                 finally:
-                    if timeout != 0:
-                        _set_intent(fd, False)
+                    _set_intent(fd, False)
             if _fileio.same_file(fd, self.path):
                 return fd
             _fileio.unlock(fd)

@@ -185,7 +185,7 @@ def test_appends_from_threads_and_processes_all_arrive(tmp_path: Path) -> None:
     assert 2000 == len({(e["data"]["t"], e["data"]["i"]) for e in events})
 
 
-class TestReviewHandsOnTheFiles:
+class TestHandsOnTheFilesOfAnotherProcess:
     def test_q_deleted_then_emptied_by_another_process_loses_no_unchecked_append(
         self, make_client: MakeClient, receiver: Receiver, queue_path: Path
     ) -> None:

@@ -111,7 +111,7 @@ class TestFullDisk:
         )  # batches in parallel
 
 
-class TestReviewFullDisk:
+class TestFullDiskTornLines:
     def test_a_torn_line_on_a_full_disk_does_not_stop_sending(
         self, small_disk: Path, receiver: Receiver
     ) -> None:

@@ -170,7 +170,7 @@ def test_a_stale_copy_of_the_head_is_ignored_after_the_queue_was_emptied_in_plac
     queue.close()
 
 
-class TestReviewBatchInFlight:
+class TestABatchInFlight:
     def test_q_truncated_by_hand_while_a_batch_is_in_flight_loses_no_later_event(
         self, make_client: MakeClient, receiver: Receiver, behaviour: Behaviour, queue_path: Path
     ) -> None:

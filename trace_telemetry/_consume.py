@@ -215,10 +215,7 @@ class Consumer:
         inode = os.fstat(fd).st_ino
         if state is not None and state.origin_inode == inode:
             return False  # compacted or emptied from our file
-        if not _fileio.same_file(fd, self.paths.queue):
-            return False
-        known = self._fingerprint
-        return known == _control.NO_FINGERPRINT or known == _control.fingerprint(fd)
+        return _fileio.same_file(fd, self.paths.queue) and self._same_content()
 
     def _same_content(self) -> bool:
         """Does our read file still start with the first line we knew (learnt once it has one)?"""

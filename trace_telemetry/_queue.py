@@ -65,9 +65,6 @@ class FileQueue:
     def __init__(self, path: str, max_bytes: int, stats: Stats, max_line: int) -> None:
         self.paths = QueuePaths.beside(path)
         self.path = self.paths.queue
-        self.state_path = self.paths.state
-        self.lock_path = self.paths.lock
-        self.corrupt_path = self.paths.corrupt
         self.rejected_path = self.paths.rejected
         self.max_bytes = max_bytes
         self.max_line = max(max_line * 2, 4 << 20)
